@@ -1,0 +1,165 @@
+"""The audit chain: every write and every view of unmasked personal data leaves a hash-linked event.
+
+Each event's hash covers its own fields and the previous event's hash, so altering, deleting or inserting
+a row out of band breaks the chain at that row, and ``verify_chain`` names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from cordon.core.models import AuditEvent, AuditHead
+
+GENESIS = "0" * 64
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def compute_hash(
+    *,
+    seq: int,
+    at: datetime,
+    actor_id: int | None,
+    actor_label: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    region_code: str,
+    changes: dict,
+    prev_hash: str,
+) -> str:
+    payload = json.dumps(
+        [
+            seq,
+            at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            actor_id,
+            actor_label,
+            action,
+            object_type,
+            object_id,
+            region_code,
+            _canonical(changes),
+            prev_hash,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def record(
+    actor: Any,
+    action: str,
+    obj: Any = None,
+    *,
+    object_type: str | None = None,
+    object_id: str | int | None = None,
+    region_code: str = "",
+    changes: dict | None = None,
+) -> AuditEvent:
+    """Append one event inside the caller's transaction, so the write and its record commit together."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit.record must run inside the transaction of the write it records")
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = obj.pk if object_id is None else object_id
+    actor_id = getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
+    actor_label = getattr(actor, "username", None) or (actor if isinstance(actor, str) else "system")
+    head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)
+    seq = head.seq + 1
+    at = timezone.now()
+    fields = dict(
+        seq=seq,
+        at=at,
+        actor_id=actor_id,
+        actor_label=str(actor_label),
+        action=action,
+        object_type=object_type or "",
+        object_id="" if object_id is None else str(object_id),
+        region_code=region_code or "",
+        changes=_canonical(changes or {}),
+        prev_hash=head.hash,
+    )
+    digest = compute_hash(**fields)
+    event = AuditEvent.objects.create(hash=digest, **fields)
+    head.seq, head.hash = seq, digest
+    head.save(update_fields=["seq", "hash"])
+    return event
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int | None
+    event_id: int | None
+    reason: str
+
+
+def verify_chain(batch: int = 5000) -> Iterator[tuple[int, ChainProblem | None]]:
+    """Walk the chain in order; yields (events checked, first problem or None) as it goes so the CLI can
+    show progress on a long chain. Stops at the first problem."""
+    prev = GENESIS
+    expected_seq = 1
+    checked = 0
+    last_seq = 0
+    qs = AuditEvent.objects.order_by("seq")
+    while True:
+        rows = list(qs.filter(seq__gte=expected_seq)[:batch])
+        if not rows:
+            break
+        for ev in rows:
+            if ev.seq != expected_seq:
+                yield checked, ChainProblem(ev.seq, ev.pk, f"sequence gap: expected #{expected_seq}, found #{ev.seq}")
+                return
+            if ev.prev_hash != prev:
+                yield checked, ChainProblem(ev.seq, ev.pk, "previous-hash link does not match the event before it")
+                return
+            digest = compute_hash(
+                seq=ev.seq,
+                at=ev.at,
+                actor_id=ev.actor_id,
+                actor_label=ev.actor_label,
+                action=ev.action,
+                object_type=ev.object_type,
+                object_id=ev.object_id,
+                region_code=ev.region_code,
+                changes=ev.changes,
+                prev_hash=ev.prev_hash,
+            )
+            if digest != ev.hash:
+                yield checked, ChainProblem(ev.seq, ev.pk, "content altered: stored hash does not match its fields")
+                return
+            prev = ev.hash
+            last_seq = ev.seq
+            expected_seq += 1
+            checked += 1
+        yield checked, None
+    head = AuditHead.objects.filter(id=1).first()
+    if head is not None and (head.seq != last_seq or head.hash != prev):
+        yield (
+            checked,
+            ChainProblem(
+                last_seq + 1,
+                None,
+                f"chain ends at #{last_seq} but its head records #{head.seq}: events missing at the end",
+            ),
+        )
+        return
+    yield checked, None

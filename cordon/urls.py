@@ -1,0 +1,20 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from cordon.api.main import api
+from cordon.web import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("people/", views.people_list, name="people"),
+    path("people/export.xlsx", views.people_export, name="people-export"),
+    path("people/duplicates/", views.duplicates, name="duplicates"),
+    path("people/<int:person_id>/", views.person_detail, name="person"),
+    path("people/<int:person_id>/reveal", views.person_reveal, name="person-reveal"),
+    path("regions/", views.regions, name="regions"),
+    path("regions/<str:code>/children", views.region_children, name="region-children"),
+    path("api/v1/", api.urls),
+]
