@@ -277,12 +277,10 @@ def demo(
 
 def _register_plugins() -> None:
     """Commands contributed by modules that do not need Django to be set up."""
-    for module in ("cordon.analytics.commands", "cordon.tracing.commands"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(app)
+    from cordon.modules import each
+
+    for _name, module in each("commands"):
+        module.register(app)
 
 
 _register_plugins()

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from cordon.api.main import api
+from cordon.modules import each
 from cordon.web import views
 
 urlpatterns = [
@@ -18,3 +19,7 @@ urlpatterns = [
     path("regions/<str:code>/children", views.region_children, name="region-children"),
     path("api/v1/", api.urls),
 ]
+
+for _name, _mod in each("urls"):
+    if _name != "people":
+        urlpatterns.append(path(f"{_name}/", include(_mod)))

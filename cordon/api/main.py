@@ -79,12 +79,13 @@ def bad_cursor(request: HttpRequest, exc: BadCursor) -> HttpResponse:
 
 def _register_routers() -> None:
     from cordon.core.api import router as core_router
-    from cordon.people.api import router as people_router
-    from cordon.regions.api import router as regions_router
+    from cordon.modules import each
 
     api.add_router("/", core_router)
-    api.add_router("/people", people_router)
-    api.add_router("/regions", regions_router)
+    for name, module in each("api"):
+        router = getattr(module, "router", None)
+        if router is not None:
+            api.add_router(f"/{name}", router)
 
 
 _register_routers()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from cordon.core.pagination import paginate
 from cordon.people import queries, services
@@ -84,9 +84,9 @@ def create_person(request: HttpRequest, payload: PersonIn):
     try:
         person = services.create_person(request.user, data)
     except services.DuplicateDocument as exc:
-        return 409, {"error": {"code": "duplicate_document", "message": str(exc), "field": "document_number",
-                               "details": [{"person_id": exc.person_id}]}}  # fmt: skip
-    return 201, queries.masked(person)
+        return Status(409, {"error": {"code": "duplicate_document", "message": str(exc), "field": "document_number",
+                               "details": [{"person_id": exc.person_id}]}})  # fmt: skip
+    return Status(201, queries.masked(person))
 
 
 @router.patch("/{person_id}", response=PersonOut, summary="Correct a person's details")

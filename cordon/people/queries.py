@@ -7,10 +7,11 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils.translation import get_language
 
-from cordon.core.identity import mask_address, mask_document, mask_name, mask_phone
+from cordon.core.identity import DocumentType, mask_address, mask_document, mask_name, mask_phone
 from cordon.core.scoping import prefix_range, require, scope
-from cordon.people.models import DuplicateFlag, Person
+from cordon.people.models import DuplicateFlag, Person, Sex
 
 
 def people_for(user: Any) -> QuerySet[Person]:
@@ -42,13 +43,24 @@ def get_person(user: Any, person_id: int) -> Person:
         raise Http404("no such person in your jurisdiction") from exc
 
 
+def document_label(doc_type: str) -> str:
+    """Chinese users read the Chinese name of a document; others the English one."""
+    try:
+        dt = DocumentType(doc_type)
+    except ValueError:
+        return doc_type
+    return dt.label_zh if get_language() == "zh-hans" else dt.label_en
+
+
 def masked(person: Person) -> dict[str, Any]:
     return {
         "id": person.pk,
         "name": mask_name(person.name),
         "document_type": person.document_type,
+        "document_type_label": document_label(person.document_type),
         "document_number": mask_document(person.document_number, person.document_type),
         "sex": person.sex,
+        "sex_label": str(Sex(person.sex).label) if person.sex in Sex.values else person.sex,
         "birth_year": person.birth_date.year if person.birth_date else None,
         "phone": mask_phone(person.phone),
         "address": mask_address(person.address),

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from cordon.core.roles import has_capability
 
-MODULES: list[dict[str, Any]] = [
-    {"key": "home", "url": "home", "label": _("Overview"), "capability": None},
-    {"key": "people", "url": "people", "label": _("People"), "capability": "view_people"},
-    {"key": "regions", "url": "regions", "label": _("Regions"), "capability": None},
+BASE: list[dict[str, Any]] = [
+    {"url": "home", "label": _("Overview"), "capability": None},
+    {"url": "people", "label": _("People"), "capability": "view_people"},
 ]
+TAIL: list[dict[str, Any]] = [
+    {"url": "regions", "label": _("Regions"), "capability": None},
+]
+
+
+def nav_items() -> list[dict[str, Any]]:
+    """Each module's AppConfig may carry ``nav = [(url name, label, capability or None), ...]``."""
+    items = list(BASE)
+    for config in apps.get_app_configs():
+        for url, label, capability in getattr(config, "nav", ()):
+            items.append({"url": url, "label": label, "capability": capability})
+    return items + TAIL
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if not getattr(user, "is_authenticated", False):
         return {"nav_modules": []}
-    visible = [m for m in MODULES if m["capability"] is None or has_capability(user, m["capability"])]
+    visible = [m for m in nav_items() if m["capability"] is None or has_capability(user, m["capability"])]
     return {"nav_modules": visible, "jurisdiction": getattr(user, "region", None)}
