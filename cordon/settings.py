@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "cordon.core",
     "cordon.regions",
     "cordon.people",
+    "cordon.cases",
+    "cordon.tracing",
     "cordon.web",
 ]
 

@@ -22,20 +22,98 @@ class Role(models.TextChoices):
     MACHINE = "machine", _("Machine client")
 
 
-# Capabilities. "reveal_personal": may ask for an unmasked view (always audited); "write_people": create or
-# edit registry entries; "import": bulk imports; "manage_users": users and tokens for their jurisdiction.
+# Capabilities, by module. "reveal_personal": may ask for an unmasked view (always audited).
+#   people:     view_people, write_people, reveal_personal, export_people, import
+#   cases:      view_cases, write_cases (cases, investigations, contacts, clusters)
+#   screening:  view_screening, write_screening (campaigns, sites, tubes), scan (sampling terminals),
+#               lab_results (receive tubes, import results)
+#   isolation:  view_isolation, write_isolation (sites, placements, transfers, releases)
+#   command:    view_command, dispatch (issue and reassign tasks), work_tasks (acknowledge / complete),
+#               inspect (inspections, accountability), publish_bulletin, triage_tipoffs
+#   platform:   manage_users, view_audit
+_ALL_VIEW = {"view_people", "view_cases", "view_screening", "view_isolation", "view_command"}
 CAPABILITIES: dict[str, frozenset[str]] = {
-    Role.COMMANDER: frozenset({"view_people", "reveal_personal", "export_people"}),
-    Role.INVESTIGATOR: frozenset({"view_people", "reveal_personal", "write_people", "export_people"}),
-    Role.TESTING: frozenset({"view_people", "reveal_personal", "write_people", "import", "export_people"}),
-    Role.ISOLATION: frozenset({"view_people", "reveal_personal", "write_people"}),
-    Role.GRID_WORKER: frozenset({"view_people", "reveal_personal", "write_people", "export_people"}),
-    Role.SUPERVISOR: frozenset({"view_people", "view_audit"}),
-    Role.ANALYST: frozenset({"view_people"}),
-    Role.ADMIN: frozenset(
-        {"view_people", "reveal_personal", "write_people", "import", "export_people", "manage_users", "view_audit"}
+    Role.COMMANDER: frozenset(
+        _ALL_VIEW | {"reveal_personal", "export_people", "dispatch", "work_tasks", "publish_bulletin", "triage_tipoffs"}
     ),
-    Role.MACHINE: frozenset({"view_people", "write_people", "import"}),
+    Role.INVESTIGATOR: frozenset(
+        {
+            "view_people",
+            "reveal_personal",
+            "write_people",
+            "export_people",
+            "view_cases",
+            "write_cases",
+            "view_isolation",
+            "view_screening",
+            "view_command",
+            "work_tasks",
+        }
+    ),
+    Role.TESTING: frozenset(
+        {
+            "view_people",
+            "reveal_personal",
+            "write_people",
+            "import",
+            "export_people",
+            "view_screening",
+            "write_screening",
+            "scan",
+            "lab_results",
+            "view_cases",
+            "view_command",
+            "work_tasks",
+        }
+    ),
+    Role.ISOLATION: frozenset(
+        {
+            "view_people",
+            "reveal_personal",
+            "write_people",
+            "view_cases",
+            "view_isolation",
+            "write_isolation",
+            "view_command",
+            "work_tasks",
+        }
+    ),
+    Role.GRID_WORKER: frozenset(
+        {
+            "view_people",
+            "reveal_personal",
+            "write_people",
+            "export_people",
+            "view_cases",
+            "view_screening",
+            "view_isolation",
+            "view_command",
+            "work_tasks",
+        }
+    ),
+    Role.SUPERVISOR: frozenset(_ALL_VIEW | {"view_audit", "inspect"}),
+    Role.ANALYST: frozenset(_ALL_VIEW),
+    Role.ADMIN: frozenset(
+        _ALL_VIEW
+        | {
+            "reveal_personal",
+            "write_people",
+            "import",
+            "export_people",
+            "manage_users",
+            "view_audit",
+            "write_cases",
+            "write_screening",
+            "write_isolation",
+            "dispatch",
+            "work_tasks",
+            "publish_bulletin",
+            "triage_tipoffs",
+            "inspect",
+            "lab_results",
+        }
+    ),
+    Role.MACHINE: frozenset({"view_people", "write_people", "import", "scan", "lab_results", "view_screening"}),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import random
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib import resources
 from typing import Any
@@ -19,6 +20,7 @@ from cordon.core import audit
 from cordon.core.identity import make_resident_id
 from cordon.core.models import ImportRun, User
 from cordon.core.tokens import create_token
+from cordon.modules import each
 from cordon.people.importer import flag_duplicates, insert_people_rows
 from cordon.regions.models import Level, Region
 from cordon.regions.services import bulk_create_regions
@@ -46,6 +48,21 @@ DEMO_USERS = [
     ("analyst", "analyst", "430000", "省数据分析"),
     ("admin", "admin", "430000", "系统管理员"),
 ]
+
+
+@dataclass
+class DemoContext:
+    """What each module's ``extend_demo(ctx)`` gets: a seeded RNG of its own, the demo's clock and users.
+    Modules run in dependency order (cases before tracing before screening…), and may leave data for the
+    ones after them in ``shared``."""
+
+    rng: random.Random
+    seed: int
+    today: date
+    now: Any
+    console: Console
+    users: dict[str, User]
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 def hunan_rows() -> list[dict[str, str]]:
@@ -142,6 +159,11 @@ def build_demo(*, people: int = 100_000, seed: int = 20220601, reset: bool = Tru
     flagged = flag_duplicates(run.pk)
     _set_populations(grids, rows)
     logins = _users(rng)
+    ctx = DemoContext(rng=random.Random(seed + 1), seed=seed, today=today, now=timezone.now(), console=console,
+                      users={u.username: u for u in User.objects.all()})  # fmt: skip
+    for name, module in each("demo"):
+        console.print(f"demo: {name}…")
+        module.extend_demo(ctx)
     with transaction.atomic():
         audit.record("demo", "demo.build", object_type="demo", object_id=str(seed),
                      changes={"people": len(rows), "regions": len(names), "duplicates_flagged": flagged})  # fmt: skip

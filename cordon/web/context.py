@@ -6,6 +6,7 @@ from typing import Any
 
 from django.apps import apps
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
 from cordon.core.roles import has_capability
@@ -32,5 +33,16 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if not getattr(user, "is_authenticated", False):
         return {"nav_modules": []}
-    visible = [m for m in nav_items() if m["capability"] is None or has_capability(user, m["capability"])]
+    visible = []
+    current = getattr(getattr(request, "resolver_match", None), "view_name", "")
+    for m in nav_items():
+        if m["capability"] is not None and not has_capability(user, m["capability"]):
+            continue
+        try:
+            href = reverse(m["url"])
+        except NoReverseMatch:
+            continue  # a module whose pages are not mounted in this deployment
+        ns = m["url"].split(":")[0]
+        active = current == m["url"] or (":" in m["url"] and current.startswith(ns + ":"))
+        visible.append({**m, "href": href, "active": active})
     return {"nav_modules": visible, "jurisdiction": getattr(user, "region", None)}
