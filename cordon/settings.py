@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "cordon.people",
     "cordon.cases",
     "cordon.tracing",
+    "cordon.screening",
+    "cordon.isolation",
+    "cordon.command",
     "cordon.web",
 ]
 
