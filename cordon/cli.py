@@ -52,12 +52,13 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(2, help="Worker processes."),
     threads: int = typer.Option(4, help="Threads per worker."),
+    with_worker: bool = typer.Option(False, "--with-worker", help="Also run a background-task worker."),
 ) -> None:
     """Run the web server (gunicorn, with static files served by the app itself: no CDN, no proxy needed)."""
     setup_django()
     from cordon.web.server import run_server
 
-    run_server(host, port, workers=workers, threads=threads)
+    run_server(host, port, workers=workers, threads=threads, with_worker=with_worker)
 
 
 @app.command()
@@ -272,7 +273,7 @@ def demo(
     if serve_after:
         from cordon.web.server import run_server
 
-        run_server(host, port)
+        run_server(host, port, with_worker=True)
 
 
 def _register_plugins() -> None:

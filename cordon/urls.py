@@ -13,9 +13,13 @@ urlpatterns = [
     path("people/", views.people_list, name="people"),
     path("people/export.xlsx", views.people_export, name="people-export"),
     path("people/duplicates/", views.duplicates, name="duplicates"),
+    path("people/import/", views.people_import, name="people-import"),
+    path("people/import/<str:result_id>/", views.people_import_status, name="people-import-status"),
+    path("people/import/<str:result_id>/errors.csv", views.people_import_errors, name="people-import-errors"),
     path("people/<int:person_id>/", views.person_detail, name="person"),
     path("people/<int:person_id>/reveal", views.person_reveal, name="person-reveal"),
     path("regions/", views.regions, name="regions"),
+    path("audit/", views.audit_log, name="audit"),
     path("regions/<str:code>/children", views.region_children, name="region-children"),
     path("api/v1/", api.urls),
 ]

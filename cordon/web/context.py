@@ -17,6 +17,7 @@ BASE: list[dict[str, Any]] = [
 ]
 TAIL: list[dict[str, Any]] = [
     {"url": "regions", "label": _("Regions"), "capability": None},
+    {"url": "audit", "label": _("Audit"), "capability": "view_audit"},
 ]
 
 

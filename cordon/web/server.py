@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import subprocess
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -21,8 +25,22 @@ class _Server(BaseApplication):
         return self.application
 
 
-def run_server(host: str, port: int, *, workers: int = 2, threads: int = 4, quiet: bool = False) -> None:
+def start_task_worker() -> subprocess.Popen:
+    """One background-task worker beside the web server, for a single-node deployment and the demo, so an
+    upload in the browser is processed without a second command. Larger sites run ``cordon worker`` on
+    their own machines instead."""
+    proc = subprocess.Popen([sys.executable, "-m", "cordon.cli", "worker"], env=os.environ.copy())
+    atexit.register(proc.terminate)
+    return proc
+
+
+def run_server(
+    host: str, port: int, *, workers: int = 2, threads: int = 4, quiet: bool = False, with_worker: bool = False
+) -> None:
     from django.core.wsgi import get_wsgi_application
+
+    if with_worker:
+        start_task_worker()
 
     options = {
         "bind": f"{host}:{port}",

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from cordon.core import audit
 from cordon.core.pagination import BadCursor, paginate
+from cordon.core.queries import audit_events_for
 from cordon.core.roles import has_capability
 from cordon.core.scoping import require
 from cordon.people import queries as people_q
 from cordon.people import services as people_s
 from cordon.people.exports import people_xlsx
+from cordon.people.tasks import import_people_file
 from cordon.regions import queries as regions_q
 from cordon.regions.models import LEVEL_ORDER
 
@@ -52,6 +58,7 @@ def people_list(request: HttpRequest) -> HttpResponse:
         "people": [people_q.masked(p) for p in rows],
         "next_cursor": nxt,
         "can_export": has_capability(request.user, "export_people"),
+        "can_import": has_capability(request.user, "import"),
     }
     template = "web/people_rows.html" if request.headers.get("HX-Request") else "web/people_list.html"
     return render(request, template, context)
@@ -100,6 +107,54 @@ def person_reveal(request: HttpRequest, person_id: int) -> HttpResponse:
 
 
 @login_required
+def people_import(request: HttpRequest) -> HttpResponse:
+    """Upload a registry file; the worker imports it and this page follows the task."""
+    require(request.user, "import")
+    error = ""
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            error = _("Choose a CSV or XLSX file.")
+        elif upload.size > settings.CORDON_MAX_UPLOAD_BYTES:
+            error = _("The file is larger than the upload limit.")
+        else:
+            folder = Path(settings.CORDON_DATA_DIR) / "uploads"
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = timezone.now().strftime("%Y%m%d%H%M%S")
+            safe = "".join(ch for ch in Path(upload.name).name if ch.isalnum() or ch in "._-")[-80:] or "upload"
+            path = folder / f"{stamp}-{request.user.pk}-{safe}"
+            with path.open("wb") as fh:
+                for chunk in upload.chunks():
+                    fh.write(chunk)
+            result = import_people_file.enqueue(str(path), request.user.pk, str(path) + ".errors.csv")
+            return redirect("people-import-status", result_id=result.id)
+    return render(request, "web/people_import.html", {"error": error})
+
+
+@login_required
+def people_import_status(request: HttpRequest, result_id: str) -> HttpResponse:
+    require(request.user, "import")
+    try:
+        result = import_people_file.get_result(result_id)
+    except Exception as exc:  # the backend raises its own "not found" type
+        raise Http404("no such import") from exc
+    if result.args[1] != request.user.pk:
+        raise Http404("no such import")
+    template = "web/import_status_panel.html" if request.headers.get("HX-Request") else "web/import_status.html"
+    value = result.return_value if result.status.value == "SUCCESSFUL" else None
+    return render(request, template, {"result": result, "value": value, "file": Path(result.args[0]).name})
+
+
+@login_required
+def people_import_errors(request: HttpRequest, result_id: str) -> HttpResponse:
+    require(request.user, "import")
+    result = import_people_file.get_result(result_id)
+    if result.args[1] != request.user.pk or not Path(result.args[2]).exists():
+        raise Http404("no error report")
+    return FileResponse(open(result.args[2], "rb"), as_attachment=True, filename="import-errors.csv")
+
+
+@login_required
 def duplicates(request: HttpRequest) -> HttpResponse:
     flags = people_q.duplicate_flags_for(request.user).select_related("person", "other")[:200]
     rows = [{"flag": f, "a": people_q.masked(f.person), "b": people_q.masked(f.other)} for f in flags]
@@ -117,3 +172,19 @@ def regions(request: HttpRequest) -> HttpResponse:
 def region_children(request: HttpRequest, code: str) -> HttpResponse:
     kids = regions_q.children(request.user, code)
     return render(request, "web/region_children.html", {"children": kids})
+
+
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The trail that makes concealment visible: every write, reveal and export, newest first."""
+    action = request.GET.get("action", "").strip()
+    actor = request.GET.get("actor", "").strip()
+    obj = request.GET.get("object", "").strip()
+    qs = audit_events_for(request.user, action=action, actor=actor, object_ref=obj)
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        qs = qs.filter(seq__lt=int(before))
+    events = list(qs[:100])
+    context = {"events": events, "action": action, "actor": actor, "object": obj,
+               "next_before": events[-1].seq if len(events) == 100 else None}  # fmt: skip
+    return render(request, "web/audit.html", context)

@@ -96,3 +96,21 @@ def test_successful_login_uses_argon2(make_user):
     c = Client()
     r = c.post("/login/", {"username": "u1", "password": "right-password-1"})
     assert r.status_code == 302 and r["Location"] == "/"
+
+
+def test_audit_trail_page_is_scoped_and_needs_the_capability(make_user, client_for, person_factory):
+    from django.db import transaction
+
+    from cordon.core import audit
+
+    mine = person_factory("430102001001001")
+    theirs = person_factory("430104001001001")
+    with transaction.atomic():
+        audit.record("x", "person.reveal", mine, region_code=mine.region_id)
+        audit.record("x", "person.reveal", theirs, region_code=theirs.region_id)
+    assert client_for(make_user("inv2", role="investigator", region="430102")).get("/audit/").status_code == 403
+    county = client_for(make_user("sup", role="supervisor", region="430102")).get("/audit/?action=person.reveal")
+    html = county.content.decode()
+    assert f"people.person:{mine.pk}<" in html and f"people.person:{theirs.pk}<" not in html
+    province = client_for(make_user("sup2", role="supervisor", region="430000")).get("/audit/?action=person.")
+    assert f"people.person:{theirs.pk}<" in province.content.decode()
