@@ -24,7 +24,6 @@ from rich.table import Table
 from cordon.analytics.pooling import plan_pools
 from cordon.analytics.rt import check_si_distr, estimate_r, split_first_day_imported
 
-DEFAULT_POOL_SIZES = "1,5,10,20"
 
 
 class InputFileError(ValueError):
@@ -270,14 +269,22 @@ def _parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def _policy_pool_sizes() -> str:
+    """The pool sizes the active policy allows (the protocol, not this code, decides them)."""
+    from cordon.core.policy import active_policy
+
+    return ",".join(str(k) for k in active_policy().screening.allowed_pool_sizes)
+
+
 def pool_plan_command(
     prevalence: Annotated[
         float, typer.Option("--prevalence", min=0.0, max=1.0, help="Expected prevalence, as a proportion.")
     ],
     population: Annotated[int, typer.Option("--population", min=0, help="People to screen this round.")],
     sizes: Annotated[
-        str, typer.Option("--sizes", help="Allowed pool sizes, comma-separated.")
-    ] = DEFAULT_POOL_SIZES,
+        str | None,
+        typer.Option("--sizes", help="Allowed pool sizes, comma-separated (default: the active policy's)."),
+    ] = None,
     lab_capacity: Annotated[
         float | None, typer.Option("--lab-capacity", help="Tubes the labs can run per day.")
     ] = None,
@@ -285,7 +292,7 @@ def pool_plan_command(
     """Plan a screening round: tests, retests and lab days for each allowed pool size."""
     if lab_capacity is not None and lab_capacity <= 0:
         raise typer.BadParameter("must be > 0 tubes per day", param_hint="--lab-capacity")
-    plan = plan_pools(prevalence, population, _parse_sizes(sizes), lab_capacity)
+    plan = plan_pools(prevalence, population, _parse_sizes(sizes or _policy_pool_sizes()), lab_capacity)
     # One column per pool size, so the options read side by side even in a narrow terminal.
     table = Table(title=f"Pool plan: {population:,} people, prevalence {prevalence:.4%}", box=box.SIMPLE_HEAD)
     table.add_column("pool size", no_wrap=True)
