@@ -25,7 +25,6 @@ from cordon.analytics.pooling import plan_pools
 from cordon.analytics.rt import check_si_distr, estimate_r, split_first_day_imported
 
 
-
 class InputFileError(ValueError):
     """A problem in an input file, located by line and field so the user can fix it."""
 
