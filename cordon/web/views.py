@@ -49,7 +49,8 @@ def people_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     region = request.GET.get("region", "").strip()
     try:
-        rows, nxt = paginate(people_q.search_people(request.user, q, region), request.GET.get("cursor"), 50)
+        qs = people_q.search_people(request.user, q, region).select_related("region")
+        rows, nxt = paginate(qs, request.GET.get("cursor"), 50)
     except BadCursor:
         rows, nxt = [], None
     context = {
