@@ -11,8 +11,11 @@ from tests.conftest import rid
 
 
 @pytest.fixture
-def immediate_tasks(settings, tmp_path):
+def immediate_tasks(settings, tmp_path, monkeypatch):
     settings.CORDON_DATA_DIR = tmp_path
+    # The worker recycles database connections between tasks; inside a test that would drop the test's
+    # own transaction, so connection recycling is switched off here and only here.
+    monkeypatch.setattr("django_tasks_db.management.commands.db_worker.close_old_connections", lambda: None)
     return settings
 
 
