@@ -13,6 +13,7 @@ urlpatterns = [
     path("people/", views.people_list, name="people"),
     path("people/export.xlsx", views.people_export, name="people-export"),
     path("people/duplicates/", views.duplicates, name="duplicates"),
+    path("people/duplicates/<int:flag_id>/resolve", views.duplicate_resolve, name="duplicate-resolve"),
     path("people/import/", views.people_import, name="people-import"),
     path("people/import/<str:result_id>/", views.people_import_status, name="people-import-status"),
     path("people/import/<str:result_id>/errors.csv", views.people_import_errors, name="people-import-errors"),

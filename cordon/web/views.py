@@ -156,10 +156,21 @@ def people_import_errors(request: HttpRequest, result_id: str) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def duplicate_resolve(request: HttpRequest, flag_id: int) -> HttpResponse:
+    """A reviewer's verdict on a flagged pair; merging records stays a deliberate, separate act."""
+    flag = people_q.duplicate_flags_for(request.user).filter(pk=flag_id).first()
+    if flag is None:
+        raise Http404("no such open flag in your jurisdiction")
+    people_s.resolve_duplicate(request.user, flag, same_person=request.POST.get("verdict") == "same")
+    return redirect("duplicates")
+
+
+@login_required
 def duplicates(request: HttpRequest) -> HttpResponse:
     flags = people_q.duplicate_flags_for(request.user).select_related("person", "other")[:200]
     rows = [{"flag": f, "a": people_q.masked(f.person), "b": people_q.masked(f.other)} for f in flags]
-    return render(request, "web/duplicates.html", {"rows": rows})
+    return render(request, "web/duplicates.html", {"rows": rows, "can_resolve": has_capability(request.user, "write_people")})
 
 
 @login_required

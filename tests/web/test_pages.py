@@ -114,3 +114,19 @@ def test_audit_trail_page_is_scoped_and_needs_the_capability(make_user, client_f
     assert f"people.person:{mine.pk}<" in html and f"people.person:{theirs.pk}<" not in html
     province = client_for(make_user("sup2", role="supervisor", region="430000")).get("/audit/?action=person.")
     assert f"people.person:{theirs.pk}<" in province.content.decode()
+
+
+def test_duplicate_review_records_the_verdict(inv, client_for, person_factory):
+    from cordon.people.models import DuplicateFlag
+
+    a = person_factory(name="张伟", phone="13800001111")
+    b = person_factory(name="张伟", phone="13800001111")
+    flag = DuplicateFlag.objects.create(person=b, other=a, reason="same name, birth date and phone", region_id=b.region_id)
+    c = client_for(inv)
+    assert "张*" in c.get("/people/duplicates/").content.decode()
+    r = c.post(f"/people/duplicates/{flag.pk}/resolve", {"verdict": "distinct"})
+    assert r.status_code == 302
+    flag.refresh_from_db()
+    assert flag.status == "distinct"
+    assert AuditEvent.objects.filter(action="people.duplicate_resolved").count() == 1
+    assert c.post(f"/people/duplicates/{flag.pk}/resolve", {"verdict": "same"}).status_code == 404
