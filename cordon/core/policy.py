@@ -556,6 +556,8 @@ SCHEMA = Table(
                 "arrival_positive_ct_below": Num(
                     "arrivals: a Ct value below this is positive (Nov 2022 only)", default=None
                 ),
+                "serial_interval_mean_days": Num("serial interval, mean (for R estimates)", default=None),
+                "serial_interval_sd_days": Num("serial interval, standard deviation", default=None),
             },
             source=True,
         ),
@@ -651,6 +653,14 @@ SCHEMA = Table(
                     "release needs the room's environment negative"
                 ),
                 "makeup_missed_tests": Bool("missed test days are made up (缺几天补几天)"),
+                "households_share_room": Bool(
+                    "a household is placed together in one room (else single occupancy)", default=True
+                ),
+                "transfer_vehicle_seats": Int("seats per transfer vehicle (people per trip)", min=1, default=6),
+                "capacity_warning_free_share": Num(
+                    "warn when a region's projected free beds fall below this share of its beds", max=1,
+                    default=0.1,
+                ),
             },
             source=True,
         ),
