@@ -6,4 +6,4 @@ class CasesConfig(AppConfig):
     name = "cordon.cases"
     label = "cases"
     verbose_name = "Cases"
-    nav = [("cases:list", _("Cases"), "view_cases")]
+    nav = [("cases:list", _("Cases"), "view_cases"), ("cases:board", _("Investigations"), "view_cases")]

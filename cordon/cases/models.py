@@ -70,6 +70,9 @@ class Case(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=CaseStatus.choices, default=CaseStatus.IN_HOSPITAL)
     discharged_at = models.DateTimeField(_("discharged at"), null=True, blank=True)
     died_at = models.DateTimeField(_("died at"), null=True, blank=True)
+    # Home health monitoring after discharge, scheduled from the policy at discharge time.
+    home_monitoring_end = models.DateField(_("home monitoring until"), null=True, blank=True)
+    home_test_dates = models.JSONField(_("home monitoring test dates"), default=list, blank=True)
     # The case that infected this one, where known: the edge of the transmission chain.
     source_case = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="infected", verbose_name=_("source case"))  # fmt: skip

@@ -59,6 +59,8 @@ class Contact(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=ContactStatus.choices,
                               default=ContactStatus.IDENTIFIED)  # fmt: skip
     identified_how = models.CharField(max_length=12, choices=IdentifiedHow.choices, default=IdentifiedHow.INTERVIEW)
+    # First exposure: a secondary contact's window opens at their close contact's first exposure.
+    first_exposure_at = models.DateTimeField(_("first exposure"), null=True, blank=True)
     last_exposure_at = models.DateTimeField(_("last exposure"))
     last_exposure_date = models.DateField()  # calendar date in the deployment zone; the policy counts from it
     identified_at = models.DateTimeField()
@@ -74,6 +76,10 @@ class Contact(models.Model):
     became_case = models.ForeignKey("cases.Case", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="as_contact")  # fmt: skip
     provenance = models.JSONField(default=dict, blank=True)
+    # For exposures on shared transport: the trajectory stop (and manifest) this contact came from.
+    exposure = models.ForeignKey("cases.Exposure", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="contacts")  # fmt: skip
+    note = models.CharField(_("note"), max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")  # fmt: skip
 
@@ -116,8 +122,66 @@ class Cluster(models.Model):
     setting = models.CharField(_("setting"), max_length=100, blank=True)
     region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, related_name="+")
     cases = models.ManyToManyField("cases.Case", related_name="clusters", blank=True)
+    # The case with no known source in the group: generation 0 of the chain.
+    root_case = models.ForeignKey("cases.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    size = models.PositiveIntegerField(default=0)
+    generations = models.PositiveIntegerField(default=0)
+    first_reported_at = models.DateTimeField(null=True, blank=True)
+    last_reported_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     notes = models.TextField(blank=True)
 
+    class Meta:
+        indexes = [models.Index(fields=["region"], name="cluster_region_idx")]
+
     def __str__(self) -> str:
         return self.name
+
+
+class ContactTest(models.Model):
+    """A test of a contact (recorded by isolation or screening): the secondary-contact release and upgrade
+    rules read the close contact's first tests and the secondary contact's own."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="tests")
+    sampled_at = models.DateTimeField()
+    positive = models.BooleanField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")  # fmt: skip
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sampled_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"test of contact {self.contact_id} at {self.sampled_at:%Y-%m-%d %H:%M}"
+
+
+class ColocationRun(models.Model):
+    """One run of the co-location engine for a case: its status is what the case page shows while the
+    background task works."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    case = models.ForeignKey("cases.Case", on_delete=models.CASCADE, related_name="colocation_runs")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    window_from = models.DateTimeField()
+    window_to = models.DateTimeField()
+    task_id = models.CharField(max_length=64, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")  # fmt: skip
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    matches = models.PositiveIntegerField(default=0)
+    proposed = models.PositiveIntegerField(default=0)
+    unknown_people = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"co-location run #{self.pk} for {self.case_id}"
