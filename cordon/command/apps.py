@@ -7,3 +7,8 @@ class CommandConfig(AppConfig):
     label = "command"
     verbose_name = "Command centre"
     nav = [("command:dashboard", _("Command"), "view_command"), ("command:tasks", _("Tasks"), "view_command")]
+
+    def ready(self) -> None:
+        from cordon.command import handlers
+
+        handlers.register()
