@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from cordon.api.main import api
 from cordon.modules import each
@@ -21,6 +22,7 @@ urlpatterns = [
     path("people/<int:person_id>/reveal", views.person_reveal, name="person-reveal"),
     path("regions/", views.regions, name="regions"),
     path("audit/", views.audit_log, name="audit"),
+    path("public/", RedirectView.as_view(url="/command/public/", permanent=False), name="public"),
     path("regions/<str:code>/children", views.region_children, name="region-children"),
     path("api/v1/", api.urls),
 ]
