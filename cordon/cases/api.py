@@ -186,7 +186,7 @@ def case_detail(c: Case) -> dict:
 def list_cases(request: HttpRequest, f: Query[CaseFilters]):
     qs = queries.search_cases(request.user, classification=f.classification, status=f.status, region=f.region,
                               date_from=f.date_from, date_to=f.date_to, q=f.q).select_related("person")  # fmt: skip
-    rows, nxt = paginate(qs, f.cursor, f.limit)
+    rows, nxt = paginate(qs, f.cursor, f.limit, newest_first=True)
     return {"items": [case_out(c) for c in rows], "next_cursor": nxt}
 
 

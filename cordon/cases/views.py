@@ -57,7 +57,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
                                   region=filters["region"], date_from=forms.day(g, "date_from"),
                                   date_to=forms.day(g, "date_to"), q=filters["q"])  # fmt: skip
         qs = qs.select_related("person", "region", "investigation")
-        rows, nxt = paginate(qs, g.get("cursor"), 50)
+        rows, nxt = paginate(qs, g.get("cursor"), 50, newest_first=True)
     except (FieldError, BadCursor) as exc:
         rows, nxt, error = [], None, str(exc)
     context = {

@@ -32,11 +32,13 @@ def decode_cursor(cursor: str) -> int:
         raise BadCursor("cursor is not one this API issued") from exc
 
 
-def paginate(qs: QuerySet, cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
+def paginate(qs: QuerySet, cursor: str | None, limit: int, *, newest_first: bool = False) -> tuple[list[Any], str | None]:
+    """``newest_first`` walks the keys downwards: what a duty officer wants from a list of cases or tasks."""
     limit = max(1, min(int(limit), MAX_LIMIT))
     if cursor:
-        qs = qs.filter(pk__gt=decode_cursor(cursor))
-    rows = list(qs.order_by("pk")[: limit + 1])
+        after = decode_cursor(cursor)
+        qs = qs.filter(pk__lt=after) if newest_first else qs.filter(pk__gt=after)
+    rows = list(qs.order_by("-pk" if newest_first else "pk")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (encode_cursor(rows[-1].pk) if more and rows else None)

@@ -158,3 +158,14 @@ def test_regions_tree_and_openapi(investigator, client_for):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "cdn." not in html and "jsdelivr" not in html and "unpkg" not in html
+
+
+def test_newest_first_pagination_walks_downwards(investigator, person_factory):
+    from cordon.core.pagination import paginate
+    from cordon.people.models import Person
+
+    ids = [person_factory(name=f"人{i}").pk for i in range(5)]
+    first, cursor = paginate(Person.objects.all(), None, 2, newest_first=True)
+    second, cursor2 = paginate(Person.objects.all(), cursor, 2, newest_first=True)
+    third, end = paginate(Person.objects.all(), cursor2, 2, newest_first=True)
+    assert [p.pk for p in first + second + third] == sorted(ids, reverse=True) and end is None
