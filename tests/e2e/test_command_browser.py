@@ -58,7 +58,7 @@ def test_dashboard_dispatch_acknowledge_publish(page, shot, make_user, person_fa
     assert page.text_content("#close-managed").strip() == "4"
     tiles = page.locator("#region-tiles .rtile")
     assert tiles.count() == 2 and "芙蓉区" in tiles.first.text_content()
-    assert page.locator("#beds-none").count() + page.locator("text=/beds/i").count() >= 1
+    assert page.locator("#beds-none").count() + page.locator("text=/beds|床位/i").count() >= 1
     shot(page, "command-dashboard")
     page.goto(page.base_url + "/command/timeliness/")
     assert page.locator("#clocks tbody tr").count() == 5
