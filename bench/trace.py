@@ -357,7 +357,7 @@ def main() -> None:
             stamp.write_text(json.dumps(sizes))
         result["data_mb"] = round(sum(f.stat().st_size for f in folder.glob("*.parquet")) / 2**20, 1)
 
-        e2e_runs, floor_runs, e2e_cpu, floor_cpu, e2e = [], [], [], [], {}
+        e2e_runs, floor_runs, e2e_cpu, floor_cpu, e2e_rss, e2e, best = [], [], [], [], [], {}, {}
         for n in range(ns.repeat):
             log(f"floor run {n + 1}/{ns.repeat}")
             secs, cpu, pairs = floor_run(folder, index_csv, ns.default_stay, ns.threads or None)
@@ -368,6 +368,9 @@ def main() -> None:
                          "--out", str(work / "contacts.csv"), *common])
             e2e_runs.append(e2e["seconds"])
             e2e_cpu.append(e2e["cpu_s"])
+            e2e_rss.append(e2e["peak_rss_mb"])
+            if not best or e2e["seconds"] < best["seconds"]:
+                best = e2e
             log(f"  {e2e['seconds']:.2f}s, {e2e['rows']:,} rows")
         result.update({
             "output_rows": e2e["rows"], "floor_pairs": pairs,
@@ -380,8 +383,8 @@ def main() -> None:
             # CPU seconds (all threads): what the work costs, whatever else runs on the machine.
             "e2e_cpu_s": round(min(e2e_cpu), 3), "floor_cpu_s": round(min(floor_cpu), 3),
             "ratio_e2e_vs_floor_cpu": round(min(e2e_cpu) / min(floor_cpu), 3),
-            "e2e_stage_s": {k: round(v, 3) for k, v in e2e["timings"].items()},
-            "e2e_peak_rss_mb": round(e2e["peak_rss_mb"], 1),
+            "e2e_stage_s": {k: round(v, 3) for k, v in best["timings"].items()},  # of the best run
+            "e2e_peak_rss_mb": round(max(e2e_rss), 1),
             "rows_per_s": round(ns.checkins / min(e2e_runs)),
         })
 

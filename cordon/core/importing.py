@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from charset_normalizer import from_bytes
 
@@ -175,7 +175,14 @@ class TabularFile:
             yield from sheet.iter_rows()
             return
         with self.path.open("r", encoding=self.encoding, newline="") as fh:
-            yield from csv.reader(_decode_errors_as_unusable(fh))
+            reader = csv.reader(fh)
+            try:
+                yield from reader
+            except UnicodeDecodeError as exc:
+                # line_num counts the physical lines read so far, i.e. the last one that decoded.
+                raise FileUnusable(
+                    f"undecodable bytes after line {reader.line_num} ({exc.reason}); save the file as UTF-8 or GBK"
+                ) from exc
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         it = self._raw_rows()
@@ -185,28 +192,20 @@ class TabularFile:
         if header is None:
             raise FileUnusable("the file has no header row")
         self._map_header([_cell(v) for v in header])
+        mapping = list(self.mapping.items())
+        width = max(self.mapping) + 1 if self.mapping else 0
+        # csv.reader yields str cells, for which _cell is a strip: call it directly on the hot path.
+        cell = _cell if self.is_xlsx else str.strip
         line = 1
         for raw in it:
             line += 1
-            values = [_cell(v) for v in raw]
+            values = list(map(cell, raw))
             if not any(values):
                 continue
-            yield line, {key: values[i] if i < len(values) else "" for i, key in self.mapping.items()}
-
-
-def _decode_errors_as_unusable(fh: IO[str]) -> Iterator[str]:
-    line = 0
-    while True:
-        try:
-            text = fh.readline()
-        except UnicodeDecodeError as exc:
-            raise FileUnusable(
-                f"undecodable bytes after line {line} ({exc.reason}); save the file as UTF-8 or GBK"
-            ) from exc
-        if not text:
-            return
-        line += 1
-        yield text
+            if len(values) >= width:
+                yield line, {key: values[i] for i, key in mapping}
+            else:
+                yield line, {key: values[i] if i < len(values) else "" for i, key in mapping}
 
 
 class ErrorReport:

@@ -571,7 +571,7 @@ JOIN piece_groups g ON p.iv_id = g.iv_id AND p.contact_person_id = g.contact_per
 WHERE g.n > 1"""),
         Step("merged_totals", """
 SELECT iv_id, contact_person_id, SUM(GREATEST(e - GREATEST(s, COALESCE(prev_end, s)), 0)) AS total
-FROM overlapping_pieces GROUP BY iv_id, contact_person_id"""),
+FROM overlapping_pieces GROUP BY iv_id, contact_person_id""", materialize=True),
         Step("colocation", f"""
 SELECT v.person_id AS index_person_id, g.contact_person_id, v.venue_code,
        g.first_s AS first_overlap_s, COALESCE(m.total, g.total) AS overlap_s,
@@ -733,6 +733,7 @@ class _Backend(Protocol):
     def write_result(self, out: Path | None,
                      bounds: tuple[int | None, int | None]) -> tuple[int, pa.Table | None]: ...
     def write_bad_rows(self, out: Path) -> None: ...
+    def drop(self, name: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -816,6 +817,9 @@ class DuckDBBackend:
 
     def write_bad_rows(self, out: Path) -> None:
         _copy_bad_rows(self.con, f"({ALL_BAD_ROWS_SQL}) b", out)
+
+    def drop(self, name: str) -> None:
+        run_sql(self.con, f"DROP TABLE IF EXISTS {name}")
 
     def close(self) -> None:
         if self._owned:
@@ -920,6 +924,9 @@ class SparkBackend:
         self._duck.register("bad_arrow", self.fetch(ALL_BAD_ROWS_SQL))
         _copy_bad_rows(self._duck, "bad_arrow", out)
         self._duck.unregister("bad_arrow")
+
+    def drop(self, name: str) -> None:
+        self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
 
     def close(self) -> None:
         for name in self._cached:
@@ -1049,6 +1056,9 @@ def execute(
         if errors_out is not None:
             backend.write_bad_rows(errors_out)
         timings["bad_rows"] = time.perf_counter() - t
+    # Everything the output needs is in piece_groups and merged_totals now: free the pass's
+    # result before the final sort (at a hundred million check-ins it is the largest relation).
+    backend.drop("probe")
 
     t = time.perf_counter()
     stage("write")

@@ -19,7 +19,7 @@ from rich.table import Table
 from cordon.tracing.colocation import DEFAULT_TZ, BadRow
 
 DEFAULT_DATA_DIR_ENV = "CORDON_DATA_DIR"
-FALLBACK_DATA_DIR = "var/data"
+FALLBACK_DATA_DIR = "var"
 
 
 class EngineChoice(StrEnum):
@@ -28,7 +28,7 @@ class EngineChoice(StrEnum):
 
 
 def default_data_dir() -> Path:
-    """Where the data folder is when ``--data-dir`` is not given: $CORDON_DATA_DIR or var/data."""
+    """Where the data folder is when ``--data-dir`` is not given: $CORDON_DATA_DIR or ./var (as settings)."""
     return Path(os.environ.get(DEFAULT_DATA_DIR_ENV, FALLBACK_DATA_DIR))
 
 

@@ -307,6 +307,20 @@ def test_parquet_with_typed_times_matches_csv_and_reports_rows(tmp_path: Path) -
         (3, "checkout_at", "2022-05-01T09:00:00+08:00", "checkout before checkin")]
 
 
+def test_gbk_exports_and_chinese_codes(tmp_path: Path) -> None:
+    path = tmp_path / "checkins.csv"
+    path.write_bytes((
+        "person_id,venue_code,checkin_at,checkout_at\r\n"
+        "甲,长沙火车站,2022-05-01 10:00,2022-05-01 11:00\r\n"
+        "乙,长沙火车站,2022-05-01 10:30,\r\n"
+    ).encode("gbk"))
+    index = write_csv(tmp_path / "index.csv", INDEX_HEADER, [("甲", *WIDE)])
+    result = run_colocation(path, index, tmp_path / "out.csv", min_overlap_minutes=15, default_stay_minutes=30)
+    assert result.rows == 1
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()[1] == (
+        "甲,乙,长沙火车站,2022-05-01T10:30:00+08:00,30")
+
+
 def test_folder_input_and_python_index_rows(tmp_path: Path) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()
