@@ -22,6 +22,8 @@ Rules, as implemented (the policy keys named are in ``[quarantine_site]``, ``[co
   ``restart_scope_floors_below``/``above`` restarts: the clock starts again on the day of the positive
   sample. A positive environment sample restarts ``environment_positive_restarts`` (site, floor or room).
   Each restart is a Restart row listing the placements affected, and an audit event.
+- A contact's quarantine end date follows its placement: when a make-up day or a restart moves the placement's
+  end, the contact's end becomes that day plus the policy's later phases, audited in the same transaction.
 - Transfers: the deadline is ``close_contact_transfer_hours`` / ``secondary_contact_transfer_hours`` from the
   contact's identification; trips group requests by pick-up area up to
   ``transfer_vehicle_seats``; a household rides together.
@@ -119,6 +121,30 @@ def _advance_contact(user: Any, contact: Any, status: str, at: datetime, note: s
         return
 
     advance_contact(user, contact, status, at=at, note=note)
+
+
+def _follow_contact_end(user: Any, placement: Placement, policy: Policy, cause: str) -> None:
+    """A made-up test day or a restart lengthens the stay; the contact's last day under management (what the
+    tracing pages count down to and the secondary-contact rule waits for) moves with it: the placement's new
+    end plus the policy's later phases (home monitoring after centralized quarantine), which follow it."""
+    contact = placement.contact
+    if contact is None:
+        return
+    try:
+        phases = quarantine_schedule(policy, placement.subject, placement.clock_start).phases
+    except (PolicyError, ValueError):
+        phases = ()
+    later = sum(ph.days for ph in phases[placement.phase + 1:])
+    end = placement.end_date + timedelta(days=later)
+    contact.refresh_from_db(fields=["quarantine_end_date"])
+    old = contact.quarantine_end_date
+    if old == end:
+        return
+    contact.quarantine_end_date = end
+    contact.save(update_fields=["quarantine_end_date"])
+    audit.record(_actor(user), "isolation.contact_end_moved", contact, region_code=contact.index_region_id,
+                 changes={"placement": placement.pk, "cause": cause, "from": str(old) if old else None,
+                          "to": str(end)})  # fmt: skip
 
 
 def _contact_result(user: Any, placement: Placement, positive: bool, at: datetime) -> None:
@@ -414,6 +440,7 @@ def mark_missed(user: Any, test: PlacementTest, *, at: datetime | None = None) -
             PlacementTest.objects.create(placement=placement, day=(placement.end_date - placement.start_date).days + 1,
                                          due_date=placement.end_date, kind=TestKind.MAKEUP)  # fmt: skip
             changes.update(makeup=True, new_end_date=str(placement.end_date))
+            _follow_contact_end(user, placement, policy, "makeup")
         audit.record(_actor(user), "isolation.test_missed", placement,
                      region_code=placement.site_region or placement.region_id, changes=changes)  # fmt: skip
     return test
@@ -522,6 +549,7 @@ def _restart(user: Any, site: IsolationSite, policy: Policy, *, cause: str, scop
         p.policy_name = policy.name
         p.save(update_fields=["clock_start", "start_date", "end_date", "restarts", "missed_days", "policy_name"])
         _write_tests(p, ph.test_days, ph.first_day, ph.first_day)
+        _follow_contact_end(user, p, policy, "restart")
     r = Restart.objects.create(site=site, cause=cause, scope=scope, floors=sorted(floors), clock_start=clock_start,
                                at=at, people_affected=len(affected), source_placement=source_placement,
                                source_sample=source_sample, by=user if getattr(user, "is_authenticated", False) else None)  # fmt: skip

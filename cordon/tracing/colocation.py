@@ -585,16 +585,6 @@ WHERE COALESCE(m.total, g.total) >= {min_overlap_s}"""),
     return {"scan": scan, "index": index, "contacts": contacts}
 
 
-def colocation_query(groups: Sequence[SourceGroup], *, default_stay_s: int, min_overlap_s: int) -> str:
-    """The same steps as one statement (each step a CTE), for inputs small enough that running
-    them one by one would cost more than the work (the case page). Needs ``bucket_offsets``
-    registered beforehand, large enough for the longest index stay."""
-    steps = core_steps(groups, default_stay_s=default_stay_s, min_overlap_s=min_overlap_s)
-    parts = [s for phase in ("scan", "index", "contacts") for s in steps[phase] if s.name != "index_bucket_span"]
-    ctes = ",\n".join(f"{s.name} AS ({s.sql})" for s in parts)
-    return f"WITH {ctes}\n{RESULT_SQL}"
-
-
 #: Output order: index person, contact, venue, each in byte order (the ranks follow byte order).
 RESULT_ORDER = "person_rank, contact_person_id, venue_rank"
 

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cordon.tracing.colocation import DEFAULT_TZ, BadRow
+from cordon.tracing.colocation import BadRow
 
 DEFAULT_DATA_DIR_ENV = "CORDON_DATA_DIR"
 FALLBACK_DATA_DIR = "var"
@@ -30,6 +30,18 @@ class EngineChoice(StrEnum):
 def default_data_dir() -> Path:
     """Where the data folder is when ``--data-dir`` is not given: $CORDON_DATA_DIR or ./var (as settings)."""
     return Path(os.environ.get(DEFAULT_DATA_DIR_ENV, FALLBACK_DATA_DIR))
+
+
+def deployment_tz() -> str:
+    """The deployment's zone (settings ``TIME_ZONE``), read without setting Django up: partners
+    export wall-clock times of where the deployment runs, and the store's days are that zone's."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cordon.settings")
+    from django.conf import settings
+
+    return str(settings.TIME_ZONE)
+
+
+TZ_HELP = "Zone of times written without an offset [default: the deployment's, settings TIME_ZONE]."
 
 
 def _policy_defaults() -> tuple[float, float]:
@@ -63,7 +75,7 @@ def colocation(
         None, "--min-overlap", metavar="MINUTES", help="Minimum time together [default: policy]."),
     default_stay: float | None = typer.Option(
         None, "--default-stay", metavar="MINUTES", help="Stay when checkout is empty [default: policy]."),
-    tz: str = typer.Option(DEFAULT_TZ, "--tz", help="Zone of times written without an offset."),
+    tz: str | None = typer.Option(None, "--tz", help=TZ_HELP),
     threads: int | None = typer.Option(None, "--threads", help="Worker threads [default: all cores]."),
     errors: Path | None = typer.Option(None, "--errors", help="Write every bad row to this CSV."),
 ) -> None:
@@ -71,6 +83,7 @@ def colocation(
     from cordon.tracing.colocation import run_colocation
 
     console = Console(stderr=True)
+    tz = tz or deployment_tz()
     if min_overlap is None or default_stay is None:
         policy_overlap, policy_stay = _policy_defaults()
         min_overlap = policy_overlap if min_overlap is None else min_overlap
@@ -94,7 +107,7 @@ def import_checkins(
     file: Path = typer.Argument(..., help="CSV or Parquet file (or a folder of them) of check-ins."),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help=f"Data folder [default: ${DEFAULT_DATA_DIR_ENV} or {FALLBACK_DATA_DIR}]."),
-    tz: str = typer.Option(DEFAULT_TZ, "--tz", help="Zone of times written without an offset."),
+    tz: str | None = typer.Option(None, "--tz", help=TZ_HELP),
     default_stay: float | None = typer.Option(
         None, "--default-stay", metavar="MINUTES", help="Recorded in the manifest only."),
     threads: int | None = typer.Option(None, "--threads", help="Worker threads [default: all cores]."),
@@ -103,6 +116,7 @@ def import_checkins(
     from cordon.tracing.checkins import import_checkins as do_import
 
     console = Console(stderr=True)
+    tz = tz or deployment_tz()
     target = data_dir or default_data_dir()
     try:
         with console.status("import: starting") as status:

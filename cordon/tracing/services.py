@@ -277,7 +277,7 @@ def convert_contacts_to_case(user: Any, case: Case) -> Case | None:
     transaction). Returns the most likely source case: the index case of the latest close contact, else the
     case a secondary contact's close contact became, else a space-time companion's index case."""
     open_contacts = list(Contact.objects.filter(person_id=case.person_id, status__in=OPEN_STATUSES)
-                         .exclude(index_case=case).select_related("via"))  # fmt: skip
+                         .exclude(index_case=case).select_related("via", "index_case"))  # fmt: skip
     if not open_contacts:
         return None
     at = max(timezone.now(), case.reported_at)

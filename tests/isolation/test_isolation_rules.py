@@ -405,3 +405,76 @@ def test_common_area_sample_restarts_site_under_room_scope(settings, tmp_path, i
     assert Restart.objects.get().people_affected == 1, "room scope: that room only"
     services.record_environment_sample(iso_user, site, result="positive")
     assert Restart.objects.order_by("pk").last().people_affected == 3, "a common-area sample: the whole site"
+
+
+def later_days(policy, placement) -> int:
+    """Days of the policy's phases after the placement's (the home phase after centralized quarantine)."""
+    phases = quarantine_schedule(policy, placement.subject, placement.clock_start).phases
+    return sum(ph.days for ph in phases[placement.phase + 1:])
+
+
+def test_made_up_days_move_the_contacts_end_date(iso_user, make_site, make_contact):
+    site = make_site()
+    contact = make_contact(days_ago=1)
+    policy = active_policy()
+    planned = quarantine_schedule(policy, "close_contact", contact.last_exposure_date).end_date
+    p = services.assign_beds(iso_user, site, [services.Candidate.from_contact(contact)]).placements[0]
+    t1, t2 = list(p.tests.filter(status=Status.PENDING))[:2]
+    services.mark_missed(iso_user, t1)
+    contact.refresh_from_db()
+    p.refresh_from_db()
+    assert contact.quarantine_end_date == planned + timedelta(days=1)
+    assert contact.quarantine_end_date == p.end_date + timedelta(days=later_days(policy, p))
+    ev = AuditEvent.objects.get(action="isolation.contact_end_moved")
+    assert ev.object_id == str(contact.pk) and ev.changes["cause"] == "makeup"
+    assert ev.changes["to"] == str(planned + timedelta(days=1)) and ev.changes["placement"] == p.pk
+    services.mark_missed(iso_user, t2)
+    contact.refresh_from_db()
+    assert contact.quarantine_end_date == planned + timedelta(days=2)
+    assert AuditEvent.objects.filter(action="isolation.contact_end_moved").count() == 2
+
+
+def test_missed_day_without_makeup_leaves_the_contacts_end(settings, iso_user, make_site, make_contact, tmp_path):
+    src = active_policy().path.read_text(encoding="utf-8").replace("makeup_missed_tests = true", "makeup_missed_tests = false")
+    f = tmp_path / "nomakeup.toml"
+    f.write_text(src, encoding="utf-8")
+    settings.CORDON_POLICY = str(f)
+    contact = make_contact(days_ago=1)
+    contact.quarantine_end_date = timezone.localdate() + timedelta(days=9)
+    contact.save(update_fields=["quarantine_end_date"])
+    p = services.assign_beds(iso_user, make_site(), [services.Candidate.from_contact(contact)]).placements[0]
+    services.mark_missed(iso_user, p.tests.filter(status=Status.PENDING).first())
+    contact.refresh_from_db()
+    assert contact.quarantine_end_date == timezone.localdate() + timedelta(days=9)
+    assert not AuditEvent.objects.filter(action="isolation.contact_end_moved").exists()
+
+
+def test_restart_moves_the_contacts_end_date(iso_user, make_site, make_contact):
+    site = make_site(floors=3, rooms=2)
+    policy = active_policy()
+    source = place_in(iso_user, site, make_contact(days_ago=3), 2)
+    neighbour_contact = make_contact(days_ago=3)
+    neighbour = place_in(iso_user, site, neighbour_contact, 2, 2)
+    planned = quarantine_schedule(policy, "close_contact", neighbour_contact.last_exposure_date).end_date
+    services.record_test(iso_user, source, positive=True)
+    neighbour.refresh_from_db()
+    neighbour_contact.refresh_from_db()
+    today = timezone.localdate()
+    assert neighbour.restarts == 1
+    expected = quarantine_schedule(policy, "close_contact", today).end_date
+    assert neighbour_contact.quarantine_end_date == expected
+    assert expected == planned + timedelta(days=3)  # the clock starts again 3 days after the last exposure
+    ev = AuditEvent.objects.get(action="isolation.contact_end_moved", object_id=str(neighbour_contact.pk))
+    assert ev.changes["cause"] == "restart" and ev.changes["to"] == str(expected)
+
+
+def test_traveller_restart_touches_no_contact(iso_user, make_site, person_factory, make_contact):
+    site = make_site(floors=2, rooms=2)
+    source = place_in(iso_user, site, make_contact(days_ago=2), 1)
+    traveller = services.Candidate.traveller(person_factory(), "high", timezone.localdate() - timedelta(days=1))
+    room = site.rooms.get(number="102")
+    with transaction.atomic():
+        services._create_placement(iso_user, active_policy(), traveller, at=timezone.now(), room=room)
+    services.record_test(iso_user, source, positive=True)
+    assert Restart.objects.get().people_affected == 1
+    assert not AuditEvent.objects.filter(action="isolation.contact_end_moved").exists()

@@ -203,3 +203,93 @@ def test_cli_import_checkins(tmp_path: Path) -> None:
     res = runner.invoke(app, ["trace", "import-checkins", str(src), "--data-dir", str(tmp_path / "data")])
     assert res.exit_code == 0 and "already imported" in res.output
     assert len(stored_rows(tmp_path / "data")) == 1
+
+
+def test_cli_zone_defaults_to_the_deployment_zone(tmp_path: Path, settings) -> None:
+    settings.TIME_ZONE = "Europe/London"
+    app = typer.Typer()
+    register(app)
+    src = write_csv(tmp_path / "c.csv", [("A", "V1", "2022-05-01 23:30", "")])
+    runner = CliRunner()
+    res = runner.invoke(app, ["trace", "import-checkins", str(src), "--data-dir", str(tmp_path / "london")])
+    assert res.exit_code == 0, res.output
+    # 23:30 in London (BST) is 22:30Z; in the literal Asia/Shanghai it would be 15:30Z on May 1.
+    table = pq.read_table(day_files(tmp_path / "london")[0])
+    assert table.column("checkin_at")[0].as_py() == datetime(2022, 5, 1, 22, 30, tzinfo=ZoneInfo("UTC"))
+    assert read_day_stats(tmp_path / "london").keys() == {"2022-05-01"}
+    # An explicit --tz still wins.
+    res = runner.invoke(app, ["trace", "import-checkins", str(src), "--data-dir", str(tmp_path / "sh"),
+                              "--tz", "Asia/Shanghai"])
+    assert res.exit_code == 0, res.output
+    table = pq.read_table(day_files(tmp_path / "sh")[0])
+    assert table.column("checkin_at")[0].as_py() == datetime(2022, 5, 1, 15, 30, tzinfo=ZoneInfo("UTC"))
+
+
+def test_cli_colocation_reads_naive_times_in_the_deployment_zone(tmp_path: Path, settings) -> None:
+    settings.TIME_ZONE = "Europe/London"
+    app = typer.Typer()
+    register(app)
+    src = write_csv(tmp_path / "c.csv", [("A", "V1", "2022-05-01 10:00", "2022-05-01 11:00"),
+                                         ("B", "V1", "2022-05-01 10:00", "2022-05-01 11:00")])
+    index = write_csv(tmp_path / "i.csv", [("A", "2022-05-01 00:00", "2022-05-02 00:00")],
+                      ["person_id", "infectious_from", "infectious_to"])
+    res = CliRunner().invoke(app, ["trace", "colocation", "--checkins", str(src), "--index", str(index),
+                                   "--out", str(tmp_path / "o.csv"), "--min-overlap", "15",
+                                   "--default-stay", "30"])
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / "o.csv", encoding="utf-8") as fh:
+        out = list(csv.DictReader(fh))
+    assert [(r["contact_person_id"], r["first_overlap_start"]) for r in out] == [("B", "2022-05-01T10:00:00+01:00")]
+
+
+def edge_rows(rng: random.Random, n: int) -> list[tuple]:
+    """Stays on a coarse grid, so that touching, duplicated, zero-length and nested stays are common."""
+    base = datetime(2022, 5, 2, 20, 0)
+    rows = []
+    for _ in range(n):
+        start = base + timedelta(minutes=10 * rng.randrange(0, 40))
+        checkout = ("" if rng.random() < 0.2 else
+                    (start + timedelta(minutes=10 * rng.choice([0, 1, 2, 3, 6, 30]))).strftime("%Y-%m-%d %H:%M"))
+        rows.append((f"P{rng.randrange(8)}", f"V{rng.randrange(3)}", start.strftime("%Y-%m-%d %H:%M"), checkout))
+    return rows
+
+
+@pytest.mark.parametrize(("seed", "min_overlap"), [(1, 0), (2, 10), (3, 30), (4, 1)])
+def test_interactive_query_equals_the_batch_engine_on_edge_cases(tmp_path: Path, seed: int, min_overlap: int) -> None:
+    rng = random.Random(seed)
+    import_checkins(write_csv(tmp_path / "c.csv", edge_rows(rng, 300)), tmp_path / "data")
+    # Windows that cut stays, a zero-length window, and one that holds everything.
+    windows = [("2022-05-02 21:05", "2022-05-03 01:35"), ("2022-05-02 22:00", "2022-05-02 22:00"),
+               ("2022-05-01 00:00", "2022-05-05 00:00")]
+    checked = 0
+    for person in ("P0", "P3", "P7"):
+        for window in windows:
+            index = write_csv(tmp_path / "i.csv", [(person, *window)], ["person_id", "infectious_from", "infectious_to"])
+            batch = run_colocation(store_dir(tmp_path / "data"), index, None, min_overlap_minutes=min_overlap,
+                                   default_stay_minutes=20)
+            page = colocation_for_index(tmp_path / "data", person, *window, min_overlap=min_overlap, default_stay=20)
+            assert page == batch.records, (person, window)
+            checked += len(page)
+    assert checked > 0
+
+
+def test_colocation_pairs_counts_time_together_once() -> None:
+    from cordon.tracing.checkins import colocation_pairs
+
+    found = pa.table({
+        "person_id": ["I", "B", "B", "B", "C", "C", "D", "E"],
+        "venue_code": ["V1", "V1", "V1", "V1", "V1", "V2", "V1", "V1"],
+        # B: two overlapping stays inside the first island, one in the second; C: a touching stay
+        # at V1 (no contact) and one at V2; D: zero-length; E: 10 s short of the minimum.
+        "s": [0, 100, 200, 5000, 1000, 0, 500, 0],
+        "e": [1000, 700, 900, 5600, 2000, 900, 500, 290],
+    })
+    stays = [("V1", 0, 1000), ("V1", 1000, 1000), ("V1", 5000, 6000), ("V2", 100, 400)]
+    rows = colocation_pairs("I", stays, found, min_overlap_s=300)
+    # B: [100, 900) in the first island (800 s) + [5000, 5600) in the second (600 s).
+    assert rows == [("B", "V1", 100, 1400), ("C", "V2", 100, 300)]
+    assert colocation_pairs("I", stays, found.slice(0, 0), min_overlap_s=0) == []
+    assert colocation_pairs("I", [], found, min_overlap_s=0) == []
+    # Nobody is their own contact, even at minimum zero.
+    assert all(r[0] != "I" for r in colocation_pairs("I", stays, found, min_overlap_s=0))
+
