@@ -23,12 +23,13 @@ from cordon.regions.models import Level, Region
 COUNTIES = ("430102", "430104")
 SAMPLED_SHARE = 0.86
 RESULTED_SHARE = 0.9
+HOUSEHOLD_SIZES = (1, 2, 2, 3, 3, 4)
 
 
 def extend_demo(ctx: Any) -> None:
     import time
 
-    from cordon.screening import ingest, services
+    from cordon.screening import coverage, ingest, services
     from cordon.screening.models import Retest, Tube
     from cordon.screening.results import import_results
 
@@ -53,10 +54,12 @@ def extend_demo(ctx: Any) -> None:
     in_counties = Q()
     for c in COUNTIES:
         in_counties |= Q(**prefix_range("region_id", c))
-    people = list(Person.objects.filter(in_counties)
-                  .values_list("id", "document_type", "document_number", "name", "phone", "region_id"))  # fmt: skip
-    rng.shuffle(people)
-    sampled = people[: int(len(people) * SAMPLED_SHARE)]
+    people = list(Person.objects.filter(in_counties).order_by("region_id", "id")
+                  .values_list("id", "document_type", "document_number", "name", "phone", "region_id", "address"))  # fmt: skip
+    households = _households(people, rng)
+    rng.shuffle(households)
+    # Households come to the site together, so their swabs sit side by side in a tube.
+    sampled = [p for h in households[: int(len(households) * SAMPLED_SHARE)] for p in h]
     # Group by site, fill tubes of 10 in order of arrival.
     by_site: dict[str, list] = {}
     for p in sampled:
@@ -99,9 +102,32 @@ def extend_demo(ctx: Any) -> None:
     second = list(Retest.objects.filter(source_tube__barcode=pools[1]).order_by("pk"))
     for i, r in enumerate(second[: len(second) // 2]):
         _retest_result(services, user, lab_user, lab, r, f"RT-{pools[1]}-{i}", "negative" if i % 2 == 0 else "")
+    state = coverage.refresh(campaign, rebuild=True)
     ctx.shared["screening_campaign"] = campaign.pk
     ctx.console.print(f"  screening: {len(sampled):,} of {len(people):,} sampled in {len(tubes):,} tubes, "
-                      f"{len(sites)} sites, 3 positive pools in recall ({time.monotonic() - t0:.1f} s)")  # fmt: skip
+                      f"{len(sites)} sites, 3 positive pools in recall, coverage counted to registration "
+                      f"{state.reg_watermark if state else 0} ({time.monotonic() - t0:.1f} s)")  # fmt: skip
+
+
+def _households(people: list[tuple], rng: Any) -> list[list[tuple]]:
+    """Group the registry's people (ordered by grid) into households of one to four sharing an address, so
+    that household counts and tubes grouped by household show something real."""
+    from django.db import connection, transaction
+
+    out: list[list[tuple]] = []
+    moves: list[tuple[str, int]] = []
+    i = 0
+    while i < len(people):
+        size = rng.choice(HOUSEHOLD_SIZES)
+        members = [p for p in people[i : i + size] if p[5] == people[i][5]]
+        head = members[0]
+        out.append(members)
+        moves += [(head[6], p[0]) for p in members[1:] if p[6] != head[6]]
+        i += len(members)
+    table = connection.ops.quote_name(Person._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.executemany(f"UPDATE {table} SET address = %s WHERE id = %s", moves)
+    return out
 
 
 def _retest_result(services: Any, user: Any, lab_user: Any, lab: Any, retest: Any, barcode: str, result: str) -> None:

@@ -252,3 +252,71 @@ class Retest(models.Model):
 
     def __str__(self) -> str:
         return f"retest {self.person_id} ({self.reason})"
+
+
+class CoverageState(models.Model):
+    """How far a campaign's pre-aggregated coverage (``CoverageCount``) has counted.
+
+    Stored counts cover registrations with ``id <= reg_watermark`` and people with ``id <= person_watermark``;
+    readers add the rows above the watermarks live, so figures are exact while the stored part stays cheap
+    to read. A watermark only moves past ids whose writing transactions have all ended (``candidate_*`` wait
+    for that on PostgreSQL), so a batch that commits late is never skipped. ``registry_signature`` and
+    ``dirty`` say when people moved between regions (an import run, an edit): the stored part is then
+    recounted at the same watermarks.
+    """
+
+    campaign = models.OneToOneField(Campaign, primary_key=True, on_delete=models.CASCADE, related_name="coverage_state")
+    reg_watermark = models.BigIntegerField(default=0)
+    person_watermark = models.BigIntegerField(default=0)
+    reg_candidate = models.BigIntegerField(null=True, blank=True)
+    person_candidate = models.BigIntegerField(null=True, blank=True)
+    candidate_xids = models.TextField(blank=True)  # transactions in flight when the candidates were read
+    registry_signature = models.CharField(max_length=64, blank=True)
+    dirty = models.BooleanField(default=False)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    rebuilt_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"coverage {self.campaign_id} @ {self.reg_watermark}"
+
+
+class CoverageCount(models.Model):
+    """Per campaign and leaf region (the region people are attached to): the registry's people there, how
+    many of them have been sampled in the round, and how many households (same address and region) have at
+    least one member sampled. Rolled up by code prefix on read."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    region = models.ForeignKey("regions.Region", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    target = models.PositiveIntegerField(default=0)
+    sampled = models.PositiveIntegerField(default=0)
+    households_sampled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "region"], name="coverage_count_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.region_id} {self.sampled}/{self.target}"
+
+
+def _mark_coverage_dirty(sender: object, instance: object, **kwargs: object) -> None:
+    """A person whose region changes outside an import run moves between stored coverage rows: recount."""
+    update_fields = kwargs.get("update_fields")
+    pk = getattr(instance, "pk", None)
+    if pk is None or kwargs.get("raw"):
+        return
+    if update_fields is not None and not ({"region", "region_id"} & set(update_fields)):
+        return
+    if update_fields is None:
+        old = type(instance).objects.filter(pk=pk).values_list("region_id", flat=True).first()
+        if old is None or old == getattr(instance, "region_id", None):
+            return
+    CoverageState.objects.filter(dirty=False).update(dirty=True)
+
+
+def _mark_coverage_dirty_on_delete(sender: object, instance: object, **kwargs: object) -> None:
+    CoverageState.objects.filter(dirty=False).update(dirty=True)
+
+
+models.signals.pre_save.connect(_mark_coverage_dirty, sender="people.Person", dispatch_uid="screening_coverage_move")
+models.signals.post_delete.connect(_mark_coverage_dirty_on_delete, sender="people.Person",
+                                   dispatch_uid="screening_coverage_delete")  # fmt: skip

@@ -11,7 +11,6 @@ import statistics
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -21,7 +20,19 @@ from cordon.core.roles import has_capability
 from cordon.core.scoping import jurisdiction_prefix, prefix_range, require, scope
 from cordon.people.models import Person
 from cordon.regions.models import LEVEL_ORDER, PREFIX_LENGTH, Level, Region
-from cordon.screening.models import Campaign, CampaignArea, Hold, Lab, Registration, Result, Retest, Site, Tube
+from cordon.screening import coverage as cov
+from cordon.screening.models import (
+    Campaign,
+    CampaignArea,
+    CoverageState,
+    Hold,
+    Lab,
+    Registration,
+    Result,
+    Retest,
+    Site,
+    Tube,
+)
 
 
 def _ancestor_prefixes(code: str) -> list[str]:
@@ -101,33 +112,22 @@ def _child_len(code: str) -> int:
 
 
 def coverage(user: Any, campaign: Campaign, parent: str = "") -> list[dict[str, Any]]:
-    """Target vs sampled, one row per campaign region (or per child of ``parent``), counted in SQL."""
-    rows: list[dict[str, Any]] = []
+    """Target vs sampled, one row per campaign region (or per child of ``parent``), from the pre-aggregated
+    counts (``coverage.py``) narrowed to the user's jurisdiction."""
     ranges = _area_ranges(user, campaign)
     if parent:
         if not any(lo <= parent < hi for lo, hi, _a in ranges):
             return []
-        pr = prefix_range("x", Region.objects.get(code=parent).prefix if Region.objects.filter(code=parent).exists()
-                          else parent)  # fmt: skip
-        groups = [(pr["x__gte"], pr["x__lt"], _child_len(parent))]
+        region = Region.objects.filter(code=parent).first()
+        pr = prefix_range("x", region.prefix if region else parent)
+        groups = [cov.Group(pr["x__gte"], pr["x__lt"], _child_len(parent))]
     else:
-        groups = [(lo, hi, None) for lo, hi, _a in ranges]
-    reg = Registration._meta.db_table
-    per = Person._meta.db_table
-    with connection.cursor() as cur:
-        for lo, hi, n in groups:
-            key = f"SUBSTR(p.region_id, 1, {int(n)})" if n else "%s"
-            params: list[Any] = [] if n else [lo]
-            cur.execute(
-                f"""SELECT {key} AS k, COUNT(*) AS target, COUNT(r.person_id) AS sampled
-                    FROM {per} p LEFT JOIN (SELECT DISTINCT person_id FROM {reg} WHERE campaign_id = %s) r
-                      ON r.person_id = p.id
-                    WHERE p.region_id >= %s AND p.region_id < %s
-                    GROUP BY 1 ORDER BY 1""",
-                [*params, campaign.pk, lo, hi],
-            )
-            for k, target, sampled in cur.fetchall():
-                rows.append({"key": k, "target": target, "sampled": sampled})
+        groups = [cov.Group(lo, hi) for lo, hi, _a in ranges]
+    rows = cov.counts(campaign, groups)
+    if not parent:  # every covered region shows, even before anyone there is registered
+        seen = {r["key"] for r in rows}
+        rows += [{"key": g.lo, "target": 0, "sampled": 0, "households": 0} for g in groups if g.lo not in seen]
+        rows.sort(key=lambda r: r["key"])
     codes = {r["key"] for r in rows}
     # Keys are codes (children) or range starts (areas): name them.
     by_prefix = {a.region.prefix: a.region for _lo, _hi, a in ranges}
@@ -145,16 +145,21 @@ def coverage(user: Any, campaign: Campaign, parent: str = "") -> list[dict[str, 
             "sampled": r["sampled"],
             "untested": r["target"] - r["sampled"],
             "share": (r["sampled"] / r["target"]) if r["target"] else 0.0,
+            "households": r["households"],
         })  # fmt: skip
     return out
 
 
 def totals(user: Any, campaign: Campaign) -> dict[str, Any]:
+    """Campaign-wide figures for the board and the coverage page, with the time the stored counts were
+    last brought forward."""
     rows = coverage(user, campaign)
     target = sum(r["target"] for r in rows)
     sampled = sum(r["sampled"] for r in rows)
+    state = CoverageState.objects.filter(campaign=campaign).only("refreshed_at").first()
     return {"target": target, "sampled": sampled, "untested": target - sampled,
-            "share": sampled / target if target else 0.0}  # fmt: skip
+            "share": sampled / target if target else 0.0, "households": sum(r["households"] for r in rows),
+            "as_of": state.refreshed_at if state else None}  # fmt: skip
 
 
 def tubes_for(user: Any, campaign: Campaign | None = None) -> QuerySet[Tube]:
@@ -340,3 +345,56 @@ def screening_summary(user: Any) -> dict[str, Any]:
         "retests_overdue": retests_for(user, c).filter(due_at__lt=now).count(),
         "deadline": c.deadline,
     }
+
+
+def get_tube(user: Any, barcode: str) -> Tube:
+    try:
+        return tubes_for(user).select_related("site", "lab", "campaign").get(barcode=barcode)
+    except (Tube.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("no such tube in your jurisdiction") from exc
+
+
+def household_key(person: Person) -> tuple[str, str]:
+    """One household: the same address in the same grid. Someone with no address is a household alone."""
+    return (person.region_id, person.address.strip() or f"#{person.pk}")
+
+
+def tube_households(user: Any, tubes: list[Tube]) -> dict[int, dict[str, Any]]:
+    """Each tube's members grouped by household, masked; members living outside the user's jurisdiction are
+    counted but not listed."""
+    from cordon.people.queries import masked
+
+    require(user, "view_people")
+    prefix = jurisdiction_prefix(user) or "\x00"
+    out: dict[int, dict[str, Any]] = {t.pk: {"households": [], "hidden": 0, "count": 0} for t in tubes}
+    groups: dict[int, dict[tuple[str, str], list[Person]]] = {t.pk: {} for t in tubes}
+    regs = (Registration.objects.filter(tube__in=[t.pk for t in tubes]).select_related("person", "person__region")
+            .order_by("tube_id", "collected_at", "pk"))  # fmt: skip
+    for r in regs:
+        p = r.person
+        key = household_key(p)
+        groups[r.tube_id].setdefault(key, []).append(p)
+    for tube_id, by_household in groups.items():
+        d = out[tube_id]
+        d["count"] = len(by_household)
+        for key, members in by_household.items():
+            visible = [m for m in members if m.region_id.startswith(prefix)]
+            d["hidden"] += len(members) - len(visible)
+            if visible:
+                d["households"].append({"region": visible[0].region, "address": masked(visible[0])["address"],
+                                        "members": [masked(m) for m in visible], "key": key})  # fmt: skip
+    return out
+
+
+def household_registry(user: Any, campaign: Campaign, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """For the households in a tube: how many people the registry holds at that address and grid, and how many
+    of them have been sampled in the round (a household tube should carry them all)."""
+    prefix = jurisdiction_prefix(user) or "\x00"
+    out = {}
+    for region_id, address in keys:
+        if address.startswith("#") or not region_id.startswith(prefix):
+            continue
+        people = Person.objects.filter(region_id=region_id, address=address)
+        sampled = people.filter(Exists(Registration.objects.filter(campaign=campaign, person_id=OuterRef("pk"))))
+        out[(region_id, address)] = {"registry": people.count(), "sampled": sampled.count()}
+    return out

@@ -22,11 +22,12 @@ from cordon.core import audit
 from cordon.core.importing import FileUnusable
 from cordon.core.pagination import BadCursor, paginate
 from cordon.core.roles import has_capability
-from cordon.core.scoping import require
+from cordon.core.scoping import in_jurisdiction, require
 from cordon.people.exports import people_xlsx
 from cordon.people.queries import masked
 from cordon.people.validation import FieldError
-from cordon.screening import queries, services
+from cordon.screening import admin_services, queries, services
+from cordon.screening import coverage as cov
 from cordon.screening.models import Retest
 
 
@@ -112,6 +113,7 @@ def coverage(request: HttpRequest, campaign_id: int) -> HttpResponse:
     return render(request, "screening/coverage.html", {
         "c": c, "people": people, "next_cursor": nxt, "region": region, "carried": carried,
         "totals": queries.totals(request.user, c), "can_export": has_capability(request.user, "export_people"),
+        "can_refresh": has_capability(request.user, "write_screening"),
     })  # fmt: skip
 
 
@@ -133,12 +135,109 @@ def untested_export(request: HttpRequest, campaign_id: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def coverage_refresh(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Recount the stored coverage now: in the background when a worker runs, else on the next read."""
+    from cordon.screening.tasks import refresh_coverage
+
+    require(request.user, "write_screening")
+    c = queries.get_campaign(request.user, campaign_id)
+    cov.request_rebuild(c)
+    refresh_coverage.enqueue(c.pk, rebuild=True)
+    messages.success(request, _("Coverage is being recounted."))
+    return redirect("screening:coverage", c.pk)
+
+
+def _form_error(request: HttpRequest, exc: FieldError) -> None:
+    messages.error(request, str(exc))
+
+
+@login_required
+def sites(request: HttpRequest) -> HttpResponse:
+    """Sampling sites and labs of the user's jurisdiction, with the forms to add them."""
+    require(request.user, "view_screening")
+    can_write = has_capability(request.user, "write_screening")
+    form: dict[str, str] = {}
+    if request.method == "POST":
+        require(request.user, "write_screening")
+        form = {k: request.POST.get(k, "") for k in ("kind", "code", "name", "region_code", "hours", "staff",
+                                                      "daily_capacity")}  # fmt: skip
+        try:
+            if form["kind"] == "lab":
+                admin_services.create_lab(request.user, code=form["code"], name=form["name"],
+                                          region_code=form["region_code"], daily_capacity=form["daily_capacity"])  # fmt: skip
+                messages.success(request, _("Laboratory added."))
+                return redirect("screening:sites")
+            s = admin_services.create_site(request.user, code=form["code"], name=form["name"],
+                                           region_code=form["region_code"], hours=form["hours"], staff=form["staff"])  # fmt: skip
+        except FieldError as exc:
+            _form_error(request, exc)
+        else:
+            messages.success(request, _("Sampling site added."))
+            return redirect("screening:site", s.pk)
+    c = queries.latest_campaign(request.user)
+    return render(request, "screening/sites.html", {
+        "rows": queries.site_throughput(request.user, c), "labs": list(queries.labs_for(request.user)), "c": c,
+        "can_write": can_write, "form": form, "default_region": request.user.region_id,
+    })  # fmt: skip
+
+
+@login_required
 def site(request: HttpRequest, site_id: int) -> HttpResponse:
     s = queries.get_site(request.user, site_id)
+    can_write = has_capability(request.user, "write_screening")
+    if request.method == "POST":
+        require(request.user, "write_screening")
+        try:
+            admin_services.update_site(request.user, s, name=request.POST.get("name", ""),
+                                       region_code=request.POST.get("region_code", ""),
+                                       hours=request.POST.get("hours", ""), staff=request.POST.get("staff", ""),
+                                       active=bool(request.POST.get("active")))  # fmt: skip
+        except FieldError as exc:
+            _form_error(request, exc)
+            s.refresh_from_db()
+        else:
+            messages.success(request, _("Saved."))
+            return redirect("screening:site", s.pk)
     c = queries.latest_campaign(request.user)
     stats = next((x for x in queries.site_throughput(request.user, c) if x["site"].pk == s.pk), None)
-    tubes = queries.tubes_for(request.user).filter(site=s).order_by("-opened_at")[:100]
-    return render(request, "screening/site.html", {"s": s, "c": c, "stats": stats, "tubes": tubes})
+    tubes = list(queries.tubes_for(request.user).filter(site=s).order_by("-opened_at")[:50])
+    households = (queries.tube_households(request.user, tubes) if has_capability(request.user, "view_people")
+                  else {})  # fmt: skip
+    rows = [{"t": t, "hh": households.get(t.pk)} for t in tubes]
+    return render(request, "screening/site.html", {"s": s, "c": c, "stats": stats, "rows": rows,
+                                                   "can_write": can_write})  # fmt: skip
+
+
+@login_required
+def lab(request: HttpRequest, code: str) -> HttpResponse:
+    lab_ = queries.get_lab(request.user, code)
+    can_write = has_capability(request.user, "write_screening") and in_jurisdiction(request.user, lab_.region_id)
+    if request.method == "POST":
+        require(request.user, "write_screening")
+        try:
+            admin_services.update_lab(request.user, lab_, name=request.POST.get("name", ""),
+                                      daily_capacity=request.POST.get("daily_capacity", ""))  # fmt: skip
+        except FieldError as exc:
+            _form_error(request, exc)
+            lab_.refresh_from_db()
+        else:
+            messages.success(request, _("Saved."))
+            return redirect("screening:lab", lab_.code)
+    return render(request, "screening/lab.html", {"lab": lab_, "can_write": can_write})
+
+
+@login_required
+def tube(request: HttpRequest, barcode: str) -> HttpResponse:
+    """A tube and its members grouped by household, with whether its area allows one tube per household."""
+    require(request.user, "view_people")
+    t = queries.get_tube(request.user, barcode)
+    hh = queries.tube_households(request.user, [t])[t.pk]
+    registry = queries.household_registry(request.user, t.campaign, [h["key"] for h in hh["households"]])
+    for h in hh["households"]:
+        h["registry"] = registry.get(h["key"])
+    area = services.area_for(t.campaign, t.region_id)
+    return render(request, "screening/tube.html", {"t": t, "hh": hh, "area": area, "c": t.campaign})
 
 
 @login_required
