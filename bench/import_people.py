@@ -6,8 +6,8 @@ flag likely duplicates. Measured in the same run, on the same rows and the same 
 
 * the floor: a binary COPY (psycopg 3, ``set_types`` + ``write_row``) of the already-validated tuples
   into an empty table with people_person's columns and indexes (``LIKE people_person INCLUDING ALL``:
-  primary key, unique (document_type, document_number), region_id and its varchar_pattern_ops
-  ``_like`` index, (name, birth_date), import_run, guardian_id), and into an unindexed copy for context;
+  primary key, unique (document_type, document_number), region_id, (name, birth_date), import_run and
+  the partial guardian_id index), and into an unindexed copy for context;
   for context too, the same COPY with the region foreign key the registry has (checked per row);
 * the straight approach: Django's ``bulk_create`` of Person objects, timed on a subset (objects built
   before the clock starts) appended to a registry already holding half the rows, the import's average
