@@ -1,17 +1,17 @@
 """Registrations in bulk: one set-based engine for sampling terminals (batches of up to 1,000 scans over the
 API) and for registration files (millions of rows).
 
-Why set-based: a city round is ten million swabs in a day. Each batch is validated in Python (documents,
-times, sites), staged into a temporary table (COPY on PostgreSQL, one executemany on SQLite) and then
-written with a handful of INSERT … SELECT statements that resolve people and tubes by join, refuse what
-breaks a rule (tube full, tube already resulted, person already in the tube) with window functions, and
-insert the rest. Re-sending a batch is harmless: registrations are keyed by the terminal's ``scan_id``.
+Why set-based: a city round is ten million swabs in a day. Each row is checked in Python (documents, times,
+sites) and streamed into a temporary table (binary COPY on PostgreSQL, executemany on SQLite) while the file
+is read; a file is written a million rows per transaction. Then a handful of statements refuse what breaks a
+rule (tube full, tube already resulted, person already in the tube), each touching only the rows it
+concerns, and one INSERT … SELECT resolves people and tubes by their natural keys (hash joins) and writes the
+rest. Re-sending a batch is harmless: registrations are keyed by the terminal's ``scan_id``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -35,6 +35,9 @@ from cordon.core.identity import (
 from cordon.core.importing import Column, ErrorReport, ImportSummary, RowError, TabularFile, file_sha256
 
 MAX_BATCH = 1000
+# Rows of a registration file written per transaction: large enough that the set-based statements run
+# a handful of times per file, small enough that a failure loses little work.
+FILE_BATCH = 1_000_000
 _RID = re.compile(r"^\d{17}[\dX]$")
 _EARLIEST = date(1890, 1, 1)
 
@@ -51,6 +54,7 @@ DUPLICATE_DIFFERENT = "duplicate scan_id with different content"
 UNKNOWN_GUARDIAN = "guardian not in the registry"
 BAD_TIME = "collected_at is not a time"
 MISSING = "required"
+TOO_LONG = "too long"
 
 
 @dataclass
@@ -153,41 +157,75 @@ class SiteResolver:
         self.campaign = campaign
         self.cache: dict[str, tuple[Any, Any, int] | str] = {}
         self.today = timezone.localdate()
+        self.complete = False  # every site is in the cache (after ``preload``)
+        self._running: list[Any] | None = None
+        self._areas: dict[int, list[Any]] = {}
 
     def resolve(self, code: str) -> tuple[Any, Any, int] | str:
         if code in self.cache:
             return self.cache[code]
-        from cordon.screening.models import Campaign, Site
-        from cordon.screening.services import area_for
+        if self.complete:
+            return UNKNOWN_SITE
+        from cordon.screening.models import Site
 
-        site = Site.objects.filter(code=code, active=True).first()
-        if site is None or (self.prefix is not None and not site.region_id.startswith(self.prefix or "")):
-            out: tuple[Any, Any, int] | str = UNKNOWN_SITE
-        else:
-            campaign = self.campaign
-            if campaign is None:
-                running = Campaign.objects.filter(status=Campaign.Status.RUNNING).order_by("-starts_at", "-pk")
-                campaign = next((c for c in running if area_for(c, site.region_id) is not None), None)
-            area = area_for(campaign, site.region_id) if campaign is not None else None
-            if campaign is None or campaign.status != Campaign.Status.RUNNING:
-                out = NO_CAMPAIGN
-            elif area is None:
-                out = NO_CAMPAIGN
-            else:
-                out = (site, campaign, area.pool_size)
+        out = self._decide(Site.objects.filter(code=code, active=True).first())
         self.cache[code] = out
         return out
 
+    def preload(self) -> None:
+        """Every active site at once, so that the rows of a file never wait on a lookup (and none is made
+        while the staging table is being copied into)."""
+        from cordon.screening.models import Site
 
-def stage_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> StagedRow | ScanOutcome:
+        for site in Site.objects.filter(active=True):
+            self.cache[site.code] = self._decide(site)
+        self.complete = True
+
+    def _decide(self, site: Any) -> tuple[Any, Any, int] | str:
+        from cordon.screening.models import Campaign
+
+        if site is None or (self.prefix is not None and not site.region_id.startswith(self.prefix or "")):
+            return UNKNOWN_SITE
+        campaign = self.campaign
+        if campaign is None:
+            if self._running is None:
+                self._running = list(Campaign.objects.filter(status=Campaign.Status.RUNNING)
+                                     .order_by("-starts_at", "-pk"))  # fmt: skip
+            campaign = next((c for c in self._running if self._area(c, site.region_id) is not None), None)
+        area = self._area(campaign, site.region_id) if campaign is not None else None
+        if campaign is None or campaign.status != Campaign.Status.RUNNING or area is None:
+            return NO_CAMPAIGN
+        return (site, campaign, area.pool_size)
+
+    def _area(self, campaign: Any, region_code: str) -> Any:
+        """``services.area_for`` with the campaign's areas read once."""
+        areas = self._areas.get(campaign.pk)
+        if areas is None:
+            areas = self._areas[campaign.pk] = list(campaign.areas.select_related("region"))
+        best = None
+        for a in areas:
+            if region_code.startswith(a.region.prefix) and (best is None or len(a.region.prefix) > len(best.region.prefix)):
+                best = a
+        return best
+
+
+def clean_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> tuple | ScanOutcome:
+    """One scan checked and normalised into a staging row (``STAGE_COLUMNS`` order), or its refusal.
+
+    The one per-row step in Python, kept lean because a registration file holds millions of rows: the
+    rules that need the database (people, tubes, duplicates) are checked set-based after staging."""
     scan_id = str(scan.get("scan_id") or "").strip()
     if not scan_id:
         return ScanOutcome("", "refused", MISSING, "scan_id")
+    if len(scan_id) > 64:
+        return ScanOutcome(scan_id, "refused", TOO_LONG, "scan_id")
     barcode = str(scan.get("tube") or "").strip()
     if not barcode:
         return ScanOutcome(scan_id, "refused", MISSING, "tube")
+    if len(barcode) > 40:
+        return ScanOutcome(scan_id, "refused", TOO_LONG, "tube")
     site_code = str(scan.get("site") or "").strip()
-    resolved = sites.resolve(site_code)
+    resolved = sites.cache.get(site_code) or sites.resolve(site_code)
     if isinstance(resolved, str):
         return ScanOutcome(scan_id, "refused", resolved, "site")
     site, campaign, capacity = resolved
@@ -203,98 +241,166 @@ def stage_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> StagedRo
         collected = parse_time(scan.get("collected_at"))
     except ValueError:
         return ScanOutcome(scan_id, "refused", BAD_TIME, "collected_at")
-    phone = "".join(str(scan.get("phone") or "").split()).replace("-", "")[:20]
+    phone = scan.get("phone")
+    phone = "".join(str(phone).split()).replace("-", "")[:20] if phone else ""
     g_type = g_number = ""
-    guardian = str(scan.get("guardian_document") or "").strip()
+    guardian = scan.get("guardian_document")
+    guardian = str(guardian).strip() if guardian else ""
     if guardian:
         try:
-            g_type, g_number, _b, _s = clean_document("", guardian)
+            g_type, g_number, _b, _s = clean_document("", guardian, sites.today)
         except ValueError as exc:
             return ScanOutcome(scan_id, "refused", f"{INVALID_DOCUMENT}: {exc}", "guardian_document")
     digest = scan_digest(barcode, doc_type, number, name, phone, collected, site_code, g_number)
-    return StagedRow(line, scan_id, barcode, doc_type, number, name, phone, collected, site.pk, campaign.pk, capacity,
-                     site.region_id, site.region_id, born, sex, digest, g_type, g_number)  # fmt: skip
+    return (line, scan_id, barcode, doc_type, number, name, phone, collected, site.pk, campaign.pk, capacity,
+            site.region_id, born, sex, digest, g_type, g_number)  # fmt: skip
 
 
+def stage_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> StagedRow | ScanOutcome:
+    s = clean_scan(line, scan, sites)
+    if isinstance(s, ScanOutcome):
+        return s
+    return StagedRow(*s[:12], s[11], *s[12:])
+
+
+# The staging table: one row per checked scan, written by streaming (binary COPY on PostgreSQL).
 STAGE_COLUMNS = ("line", "scan_id", "barcode", "doc_type", "doc_number", "name", "phone", "collected_at", "site_id",
-                 "campaign_id", "capacity", "person_region", "tube_region", "birth_date", "sex", "digest",
-                 "g_doc_type", "g_doc_number")  # fmt: skip
-_STAGE_DDL = """CREATE TEMP TABLE {t} (line integer, scan_id varchar(64), barcode varchar(40), doc_type varchar(32),
- doc_number varchar(32), name varchar(100), phone varchar(20), collected_at {ts}, site_id bigint,
- campaign_id bigint, capacity smallint, person_region varchar(15), tube_region varchar(15), birth_date date,
- sex varchar(1), digest varchar(32), g_doc_type varchar(32), g_doc_number varchar(32),
- person_id bigint, tube_id bigint, guardian_id bigint, status varchar(64)){suffix}"""
+                 "campaign_id", "capacity", "region", "birth_date", "sex", "digest", "g_doc_type", "g_doc_number")  # fmt: skip
+_STAGE_TYPES = ["int4", "text", "text", "text", "text", "text", "text", "timestamptz", "int8", "int8", "int2", "text",
+                "date", "text", "text", "text", "text"]  # fmt: skip
+_STAGE_DDL = """CREATE TEMP TABLE {t} (line integer, scan_id text, barcode text, doc_type text, doc_number text,
+ name text, phone text, collected_at {ts}, site_id bigint, campaign_id bigint, capacity smallint, region text,
+ birth_date date, sex text, digest text, g_doc_type text, g_doc_number text,
+ tube_id bigint, guardian_id bigint, status text)"""
+STAGE_TABLE = "screening_stage"
+_WORK_MEM = "256MB"  # per hash or sort of one large batch, on PostgreSQL
+_SQLITE_CHUNK = 5000
 
 
-def _stage(rows: list[StagedRow]) -> str:
-    pg = connection.vendor == "postgresql"
-    table = "screening_stage"
-    with connection.cursor() as cur:
-        if pg:
-            cur.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
-            cur.execute(_STAGE_DDL.format(t=table, ts="timestamptz", suffix=" ON COMMIT DROP"))
-            buf = io.StringIO()
-            for r in rows:
-                buf.write("\t".join(_copy_text(v) for v in _values(r)))
-                buf.write("\n")
-            with cur.cursor.copy(f"COPY {table} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-                copy.write(buf.getvalue())
-            # The statements below join on these; without statistics the planner picks nested loops.
-            cur.execute(f"CREATE UNIQUE INDEX ON {table} (line)")
-            if len(rows) > 2000:
-                cur.execute(f"ANALYZE {table}")
-        else:
-            cur.execute(f"DROP TABLE IF EXISTS temp.{table}")
-            cur.execute(_STAGE_DDL.format(t=table, ts="datetime", suffix=""))
+class _Stage:
+    """Rows streamed into the staging table: ``put`` one tuple at a time, nothing kept in memory beyond a
+    chunk (SQLite) or the driver's copy buffer (PostgreSQL)."""
+
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+        self.pg = connection.vendor == "postgresql"
+        self.rows = 0
+        self.campaigns: set[int] = set()
+        self._pending: list[tuple] = []
+        self._copy: Any = None
+        self._copy_cm: Any = None
+        t = STAGE_TABLE
+        cur.execute(f"DROP TABLE IF EXISTS {'pg_temp' if self.pg else 'temp'}.{t}")
+        cur.execute(_STAGE_DDL.format(t=t, ts="timestamptz" if self.pg else "datetime"))
+        if self.pg:
+            self._copy_cm = cur.cursor.copy(f"COPY {t} ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)")
+            self._copy = self._copy_cm.__enter__()
+            self._copy.set_types(_STAGE_TYPES)
+
+    def put(self, row: tuple) -> None:
+        self.rows += 1
+        self.campaigns.add(row[9])
+        if self._copy is not None:
+            self._copy.write_row(row)
+            return
+        at = row[7]
+        at = timezone.make_naive(at, UTC).isoformat(" ") if timezone.is_aware(at) else at.isoformat(" ")
+        self._pending.append((*row[:7], at, *row[8:]))
+        if len(self._pending) >= _SQLITE_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
             marks = ", ".join(["%s"] * len(STAGE_COLUMNS))
-            cur.executemany(f"INSERT INTO {table} ({', '.join(STAGE_COLUMNS)}) VALUES ({marks})",
-                            [_values(r, sqlite=True) for r in rows])  # fmt: skip
-            cur.execute(f"CREATE UNIQUE INDEX temp.{table}_line ON {table} (line)")
-    return table
+            self.cur.executemany(f"INSERT INTO {STAGE_TABLE} ({', '.join(STAGE_COLUMNS)}) VALUES ({marks})",
+                                 self._pending)  # fmt: skip
+            self._pending = []
+
+    def close(self, exc: BaseException | None = None) -> None:
+        if self._copy_cm is not None:
+            cm, self._copy_cm, self._copy = self._copy_cm, None, None
+            cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+        elif exc is None:
+            self._flush()
+
+    def drop(self) -> None:
+        self.cur.execute(f"DROP TABLE IF EXISTS {'pg_temp' if self.pg else 'temp'}.{STAGE_TABLE}")
 
 
-def _values(r: StagedRow, sqlite: bool = False) -> tuple:
-    at = r.collected_at
-    if sqlite:
-        at = timezone.make_naive(at, timezone.get_fixed_timezone(0)).isoformat(" ") if timezone.is_aware(at) else at
-    return (r.line, r.scan_id, r.barcode, r.doc_type, r.doc_number, r.name, r.phone, at, r.site_id, r.campaign_id,
-            r.capacity, r.person_region, r.tube_region, r.birth_date, r.sex, r.digest, r.g_doc_type,
-            r.g_doc_number)  # fmt: skip
-
-
-def _copy_text(v: Any) -> str:
-    if v is None:
-        return "\\N"
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    s = str(v)
-    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
-        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return s
-
-
-def write_batch(rows: list[StagedRow], *, user: Any, run_id: int | None = None) -> BatchResult:
-    """Stage, resolve and write one batch in one transaction (with its audit event)."""
+def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool) -> tuple[BatchResult, list]:
+    """The pooling rules and the writes, set-based over the staging table, in an order that keeps every
+    statement to the rows it concerns: duplicates and rules on tubes that existed before touch few rows,
+    and people and tubes are resolved by natural key in the final insert (hash joins, no per-row updates
+    of the staging table)."""
     out = BatchResult()
-    if not rows:
-        return out
     pg = connection.vendor == "postgresql"
+    t = STAGE_TABLE
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cur:
-        t = _stage(rows)
-        # 1. Scans already registered: the same content is a harmless re-send, other content is refused.
-        cur.execute(f"""UPDATE {t} SET status = CASE WHEN r.digest = {t}.digest THEN 'duplicate' ELSE %s END
-                        FROM screening_registration r WHERE r.scan_id = {t}.scan_id""", [DUPLICATE_DIFFERENT])
-        # The same scan_id twice in one batch: the first line counts.
-        cur.execute(f"""UPDATE {t} SET status = CASE WHEN d.digest = {t}.digest THEN 'duplicate' ELSE %s END
-                        FROM (SELECT scan_id, MIN(line) AS first, MIN(digest) AS digest FROM {t}
-                              WHERE status IS NULL GROUP BY scan_id HAVING COUNT(*) > 1) d
-                        WHERE d.scan_id = {t}.scan_id AND {t}.line > d.first AND {t}.status IS NULL""",
-                    [DUPLICATE_DIFFERENT])  # fmt: skip
-        # 2. Unknown people join the registry, unverified, in the site's grid.
+    if pg and rows > 2000:
+        # The statements below join on the staging table; without statistics the planner picks nested loops,
+        # and with the default work_mem a hash over a million rows spills to disk in many batches.
+        cur.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+        cur.execute(f"ANALYZE {t}")
+    if not pg:
+        cur.execute(f"CREATE INDEX temp.{t}_line ON {t} (line)")
+        cur.execute(f"CREATE INDEX temp.{t}_scan ON {t} (scan_id)")
+    # 1. Scans already registered: the same content is a harmless re-send, other content is refused.
+    cur.execute(f"""UPDATE {t} SET status = CASE WHEN r.digest = {t}.digest THEN 'duplicate' ELSE %s END
+                    FROM screening_registration r WHERE r.scan_id = {t}.scan_id""", [DUPLICATE_DIFFERENT])
+    # The same scan_id twice in one batch: the first line counts.
+    cur.execute(f"""UPDATE {t} SET status = CASE WHEN d.digest = {t}.digest THEN 'duplicate' ELSE %s END
+                    FROM (SELECT scan_id, MIN(line) AS first, MIN(digest) AS digest FROM {t}
+                          WHERE status IS NULL GROUP BY scan_id HAVING COUNT(*) > 1) d
+                    WHERE d.scan_id = {t}.scan_id AND {t}.line > d.first AND {t}.status IS NULL""",
+                [DUPLICATE_DIFFERENT])  # fmt: skip
+    cur.execute(f"SELECT COUNT(*) FROM {t} WHERE status IS NULL")
+    pending = cur.fetchone()[0]
+    if pending:
+        if pg and rows > 2000 and pending < rows // 2:
+            cur.execute(f"ANALYZE {t}")  # mostly a re-send: let the planner see how few rows are left
+        _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out)
+    if detail:
+        cur.execute(f"SELECT line, status, scan_id FROM {t} WHERE status IS NOT NULL ORDER BY line")
+        flagged = cur.fetchall()
+    else:
+        cur.execute(f"SELECT line, status, scan_id FROM {t} WHERE status IS NOT NULL AND status <> 'duplicate'"
+                    " ORDER BY line")  # fmt: skip
+        flagged = cur.fetchall()
+        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE status = 'duplicate'")
+        out.duplicate = cur.fetchone()[0]
+    for line, status, scan_id in flagged:
+        if status == "duplicate":
+            out.outcomes[line] = ScanOutcome(scan_id, "duplicate")
+            out.duplicate += 1
+        else:
+            out.outcomes[line] = ScanOutcome(scan_id, "refused", status, _REFUSAL_FIELD.get(status, "scan_id"))
+            out.refused += 1
+    return out, flagged
+
+
+_REFUSAL_FIELD = {TUBE_FULL: "tube", TUBE_RESULTED: "tube", TUBE_SEALED: "tube", TUBE_OTHER_CAMPAIGN: "tube",
+                  ALREADY_IN_TUBE: "document_number", UNKNOWN_GUARDIAN: "guardian_document"}  # fmt: skip
+
+
+def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None, now: datetime,
+                   out: BatchResult) -> None:  # fmt: skip
+    # 2. Unknown people join the registry, unverified, in the site's grid (the first line of each wins).
+    if pg:
         cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
                             address, region_id, nationality, verified, created_at, updated_at, import_run)
-                        SELECT s.name, s.doc_type, s.doc_number, s.sex, s.birth_date, s.phone, '', s.person_region,
+                        SELECT DISTINCT ON (s.doc_type, s.doc_number) s.name, s.doc_type, s.doc_number, s.sex,
+                               s.birth_date, s.phone, '', s.region, 'CHN', %s, %s, %s, %s
+                        FROM {t} s
+                        WHERE s.status IS NULL
+                          AND NOT EXISTS (SELECT 1 FROM people_person p
+                                          WHERE p.document_type = s.doc_type AND p.document_number = s.doc_number)
+                        ORDER BY s.doc_type, s.doc_number, s.line
+                        ON CONFLICT (document_type, document_number) DO NOTHING""",
+                    [False, now, now, run_id])  # fmt: skip
+    else:
+        cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
+                            address, region_id, nationality, verified, created_at, updated_at, import_run)
+                        SELECT s.name, s.doc_type, s.doc_number, s.sex, s.birth_date, s.phone, '', s.region,
                                'CHN', %s, %s, %s, %s
                         FROM {t} s
                         WHERE s.status IS NULL
@@ -303,88 +409,117 @@ def write_batch(rows: list[StagedRow], *, user: Any, run_id: int | None = None) 
                                           WHERE p.document_type = s.doc_type AND p.document_number = s.doc_number)
                         ON CONFLICT (document_type, document_number) DO NOTHING""",
                     [False, now, now, run_id])  # fmt: skip
-        out.people_added = max(cur.rowcount, 0)
-        cur.execute(f"""UPDATE {t} SET person_id = p.id FROM people_person p
-                        WHERE p.document_type = {t}.doc_type AND p.document_number = {t}.doc_number
-                          AND {t}.status IS NULL""")
-        cur.execute(f"""UPDATE {t} SET guardian_id = p.id FROM people_person p
-                        WHERE p.document_type = {t}.g_doc_type AND p.document_number = {t}.g_doc_number
-                          AND {t}.status IS NULL AND {t}.g_doc_number <> ''""")
-        cur.execute(f"UPDATE {t} SET status = %s WHERE status IS NULL AND g_doc_number <> '' AND guardian_id IS NULL",
-                    [UNKNOWN_GUARDIAN])  # fmt: skip
-        # 3. New tubes are opened by their first swab.
-        cur.execute(f"""INSERT INTO screening_tube (barcode, campaign_id, site_id, region_id, capacity, members,
-                            collector, opened_at, result, is_retest)
-                        SELECT s.barcode, s.campaign_id, s.site_id, s.tube_region, s.capacity, 0, %s, s.collected_at,
-                               '', %s
-                        FROM {t} s
-                        WHERE s.status IS NULL
-                          AND s.line IN (SELECT MIN(line) FROM {t} WHERE status IS NULL GROUP BY barcode)
-                          AND NOT EXISTS (SELECT 1 FROM screening_tube x WHERE x.barcode = s.barcode)
-                        ON CONFLICT (barcode) DO NOTHING""",
-                    [getattr(user, "username", "") or "", False])  # fmt: skip
-        out.tubes_opened = max(cur.rowcount, 0)
-        # 4. Rules on the tube, in line order within the batch.
-        cur.execute(f"""UPDATE {t} SET tube_id = x.id,
-                          status = CASE WHEN x.result <> '' THEN %s
-                                        WHEN x.campaign_id <> {t}.campaign_id THEN %s
-                                        WHEN x.sealed_at IS NOT NULL AND x.members < x.capacity THEN %s
-                                        ELSE NULL END
-                        FROM screening_tube x WHERE x.barcode = {t}.barcode AND {t}.status IS NULL""",
-                    [TUBE_RESULTED, TUBE_OTHER_CAMPAIGN, TUBE_SEALED])  # fmt: skip
-        cur.execute(f"""UPDATE {t} SET status = %s WHERE status IS NULL AND EXISTS (
-                          SELECT 1 FROM screening_registration r
-                          WHERE r.tube_id = {t}.tube_id AND r.person_id = {t}.person_id)""", [ALREADY_IN_TUBE])
-        cur.execute(f"""UPDATE {t} SET status = %s FROM (
-                          SELECT line, ROW_NUMBER() OVER (PARTITION BY tube_id, person_id ORDER BY line) AS n
-                          FROM {t} WHERE status IS NULL) d
-                        WHERE d.line = {t}.line AND d.n > 1""", [ALREADY_IN_TUBE])
-        cur.execute(f"""UPDATE {t} SET status = %s FROM (
-                          SELECT s.line, x.members + ROW_NUMBER() OVER (PARTITION BY s.tube_id ORDER BY s.line) AS n,
-                                 x.capacity AS cap
-                          FROM {t} s JOIN screening_tube x ON x.id = s.tube_id WHERE s.status IS NULL) d
-                        WHERE d.line = {t}.line AND d.n > d.cap""", [TUBE_FULL])
-        # 5. Write what passed.
-        cur.execute(f"""INSERT INTO screening_registration (scan_id, campaign_id, tube_id, person_id, site_id,
-                            region_id, guardian_id, collected_at, digest, created_at)
-                        SELECT s.scan_id, s.campaign_id, s.tube_id, s.person_id, s.site_id, p.region_id,
-                               s.guardian_id, s.collected_at, s.digest, %s
-                        FROM {t} s JOIN people_person p ON p.id = s.person_id
-                        WHERE s.status IS NULL
-                        ON CONFLICT DO NOTHING""", [now])  # fmt: skip
-        out.accepted = max(cur.rowcount, 0)
-        cur.execute(f"""UPDATE screening_tube SET members = screening_tube.members + d.n,
-                          sealed_at = CASE WHEN screening_tube.members + d.n >= screening_tube.capacity
-                                           THEN d.last ELSE screening_tube.sealed_at END
-                        FROM (SELECT tube_id, COUNT(*) AS n, MAX(collected_at) AS last FROM {t}
-                              WHERE status IS NULL GROUP BY tube_id) d
-                        WHERE screening_tube.id = d.tube_id""")
-        # A minor registered under a guardian: the registry remembers the guardian.
-        cur.execute(f"""UPDATE people_person SET guardian_id = s.guardian_id FROM {t} s
-                        WHERE people_person.id = s.person_id AND s.guardian_id IS NOT NULL
-                          AND s.status IS NULL AND people_person.guardian_id IS NULL""")
-        cur.execute(f"SELECT line, status FROM {t} WHERE status IS NOT NULL")
-        flagged = cur.fetchall()
-        cur.execute(f"DROP TABLE IF EXISTS {'pg_temp' if pg else 'temp'}.{t}")
-        by_line = {r.line: r for r in rows}
-        for line, status in flagged:
-            r = by_line[line]
-            if status == "duplicate":
-                out.outcomes[line] = ScanOutcome(r.scan_id, "duplicate")
-                out.duplicate += 1
-            else:
-                fld = {TUBE_FULL: "tube", TUBE_RESULTED: "tube", TUBE_SEALED: "tube", TUBE_OTHER_CAMPAIGN: "tube",
-                       ALREADY_IN_TUBE: "document_number", UNKNOWN_GUARDIAN: "guardian_document"}.get(status,
-                                                                                                     "scan_id")  # fmt: skip
-                out.outcomes[line] = ScanOutcome(r.scan_id, "refused", status, fld)
-                out.refused += 1
-        campaigns = sorted({r.campaign_id for r in rows})
-        audit.record(user or "import", "screening.registrations", object_type="screening.campaign",
-                     object_id=",".join(map(str, campaigns)), region_code=getattr(user, "region_id", "") or "",
-                     changes={"scans": len(rows), "accepted": out.accepted, "duplicate": out.duplicate,
-                              "refused": out.refused, "people_added": out.people_added,
-                              "tubes_opened": out.tubes_opened, "import_run": run_id})  # fmt: skip
+    out.people_added = max(cur.rowcount, 0)
+    # Guardians (rare) are resolved on their own rows only.
+    cur.execute(f"""UPDATE {t} SET guardian_id = p.id FROM people_person p
+                    WHERE p.document_type = {t}.g_doc_type AND p.document_number = {t}.g_doc_number
+                      AND {t}.status IS NULL AND {t}.g_doc_number <> ''""")
+    cur.execute(f"UPDATE {t} SET status = %s WHERE status IS NULL AND g_doc_number <> '' AND guardian_id IS NULL",
+                [UNKNOWN_GUARDIAN])  # fmt: skip
+    # 3. Rules on tubes that existed before this batch (in a city round, a few per batch).
+    cur.execute(f"""UPDATE {t} SET tube_id = x.id,
+                      status = CASE WHEN x.result <> '' THEN %s
+                                    WHEN x.campaign_id <> {t}.campaign_id THEN %s
+                                    WHEN x.sealed_at IS NOT NULL AND x.members < x.capacity THEN %s
+                                    ELSE NULL END
+                    FROM screening_tube x WHERE x.barcode = {t}.barcode AND {t}.status IS NULL""",
+                [TUBE_RESULTED, TUBE_OTHER_CAMPAIGN, TUBE_SEALED])  # fmt: skip
+    cur.execute(f"""UPDATE {t} SET status = %s WHERE status IS NULL AND tube_id IS NOT NULL AND EXISTS (
+                      SELECT 1 FROM screening_registration r JOIN people_person p ON p.id = r.person_id
+                      WHERE r.tube_id = {t}.tube_id AND p.document_type = {t}.doc_type
+                        AND p.document_number = {t}.doc_number)""", [ALREADY_IN_TUBE])
+    # 4. The same person twice in one tube within the batch: the first line counts.
+    cur.execute(f"""UPDATE {t} SET status = %s FROM (
+                      SELECT barcode, doc_type, doc_number, MIN(line) AS first FROM {t} WHERE status IS NULL
+                      GROUP BY barcode, doc_type, doc_number HAVING COUNT(*) > 1) d
+                    WHERE d.barcode = {t}.barcode AND d.doc_type = {t}.doc_type AND d.doc_number = {t}.doc_number
+                      AND {t}.line > d.first AND {t}.status IS NULL""", [ALREADY_IN_TUBE])  # fmt: skip
+    # 5. Capacity, in line order, only where a tube would overflow. A tube this batch opens has the pool size
+    # of its first swab.
+    cur.execute(f"""UPDATE {t} SET status = %s FROM (
+                      SELECT s.line,
+                             COALESCE(x.members, 0) + ROW_NUMBER() OVER (PARTITION BY s.barcode ORDER BY s.line) AS n,
+                             COALESCE(x.capacity, FIRST_VALUE(s.capacity) OVER (PARTITION BY s.barcode
+                                                                                ORDER BY s.line)) AS cap
+                      FROM {t} s LEFT JOIN screening_tube x ON x.id = s.tube_id
+                      WHERE s.status IS NULL AND s.barcode IN (
+                        SELECT g.barcode FROM {t} g LEFT JOIN screening_tube y ON y.id = g.tube_id
+                        WHERE g.status IS NULL GROUP BY g.barcode, y.members, y.capacity
+                        HAVING COALESCE(y.members, 0) + COUNT(*) > COALESCE(y.capacity, MIN(g.capacity)))) d
+                    WHERE d.line = {t}.line AND d.n > d.cap""", [TUBE_FULL])  # fmt: skip
+    # 6. New tubes are opened by their first swab, already holding what this batch put in them.
+    collector = getattr(user, "username", "") or ""
+    cur.execute(f"""INSERT INTO screening_tube (barcode, campaign_id, site_id, region_id, capacity, members,
+                        collector, opened_at, sealed_at, result, is_retest)
+                    SELECT barcode, campaign_id, site_id, region, capacity, n, %s, collected_at,
+                           CASE WHEN n >= capacity THEN last END, '', %s
+                    FROM (SELECT s.barcode, s.campaign_id, s.site_id, s.region, s.capacity, s.collected_at,
+                                 ROW_NUMBER() OVER w AS k, COUNT(*) OVER p AS n, MAX(s.collected_at) OVER p AS last
+                          FROM {t} s WHERE s.status IS NULL AND s.tube_id IS NULL
+                          WINDOW w AS (PARTITION BY s.barcode ORDER BY s.line), p AS (PARTITION BY s.barcode)) f
+                    WHERE k = 1
+                    ON CONFLICT (barcode) DO NOTHING""", [collector, False])  # fmt: skip
+    out.tubes_opened = max(cur.rowcount, 0)
+    # 7. Write what passed, people and tubes resolved by their natural keys. The checks above leave nothing
+    # to conflict; should a terminal's batch land in between, the insert is redone skipping its rows.
+    insert = f"""INSERT INTO screening_registration (scan_id, campaign_id, tube_id, person_id, site_id,
+                     region_id, guardian_id, collected_at, digest, created_at)
+                 SELECT s.scan_id, s.campaign_id, x.id, p.id, s.site_id, p.region_id, s.guardian_id,
+                        s.collected_at, s.digest, %s
+                 FROM {t} s
+                 JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number
+                 JOIN screening_tube x ON x.barcode = s.barcode
+                 WHERE s.status IS NULL"""  # fmt: skip
+    try:
+        with transaction.atomic():
+            cur.execute(insert, [now])
+    except IntegrityError:
+        cur.execute(insert + " ON CONFLICT DO NOTHING", [now])
+    out.accepted = max(cur.rowcount, 0)
+    cur.execute(f"""UPDATE screening_tube SET members = screening_tube.members + d.n,
+                      sealed_at = CASE WHEN screening_tube.members + d.n >= screening_tube.capacity
+                                       THEN d.last ELSE screening_tube.sealed_at END
+                    FROM (SELECT tube_id, COUNT(*) AS n, MAX(collected_at) AS last FROM {t}
+                          WHERE status IS NULL AND tube_id IS NOT NULL GROUP BY tube_id) d
+                    WHERE screening_tube.id = d.tube_id""")
+    # A minor registered under a guardian: the registry remembers the guardian.
+    cur.execute(f"""UPDATE people_person SET guardian_id = s.guardian_id FROM {t} s
+                    WHERE people_person.document_type = s.doc_type AND people_person.document_number = s.doc_number
+                      AND s.guardian_id IS NOT NULL AND s.status IS NULL
+                      AND people_person.guardian_id IS NULL""")
+
+
+def write_batch(rows: list[StagedRow], *, user: Any, run_id: int | None = None) -> BatchResult:
+    """Stage, resolve and write one batch in one transaction (with its audit event)."""
+    if not rows:
+        return BatchResult()
+    with transaction.atomic(), connection.cursor() as cur:
+        stage = _Stage(cur)
+        try:
+            for r in rows:
+                stage.put(_values(r))
+        except BaseException as exc:
+            stage.close(exc)
+            raise
+        stage.close()
+        out, _flagged = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=True)
+        stage.drop()
+        _audit_batch(user, stage.campaigns, stage.rows, out, run_id)
     return out
+
+
+def _audit_batch(user: Any, campaigns: set[int], scans: int, out: BatchResult, run_id: int | None) -> None:
+    audit.record(user or "import", "screening.registrations", object_type="screening.campaign",
+                 object_id=",".join(map(str, sorted(campaigns))), region_code=getattr(user, "region_id", "") or "",
+                 changes={"scans": scans, "accepted": out.accepted, "duplicate": out.duplicate,
+                          "refused": out.refused, "people_added": out.people_added,
+                          "tubes_opened": out.tubes_opened, "import_run": run_id})  # fmt: skip
+
+
+def _values(r: StagedRow) -> tuple:
+    return (r.line, r.scan_id, r.barcode, r.doc_type, r.doc_number, r.name, r.phone, r.collected_at, r.site_id,
+            r.campaign_id, r.capacity, r.person_region, r.birth_date, r.sex, r.digest, r.g_doc_type,
+            r.g_doc_number)  # fmt: skip
 
 
 def ingest_scans(user: Any, scans: list[dict[str, Any]], *, campaign: Any = None) -> list[ScanOutcome]:
@@ -429,7 +564,7 @@ def import_registrations(
     campaign: Any,
     user: Any = None,
     errors_path: str | Path | None = None,
-    batch_size: int = 50_000,
+    batch_size: int = FILE_BATCH,
     progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """A registration file (exported by sampling terminals that worked offline) into a campaign."""
@@ -454,44 +589,59 @@ def import_rows(
     campaign: Any,
     user: Any = None,
     errors_path: str | Path | None = None,
-    batch_size: int = 50_000,
+    batch_size: int = FILE_BATCH,
     progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
 ) -> ImportSummary:
+    """Rows of a registration file, streamed: each chunk of ``batch_size`` checked rows is copied into the
+    staging table as it is read (the database ingests while Python parses) and then written with the same
+    set-based rules as a terminal's batch, in one transaction. Memory does not grow with the file."""
     sites = SiteResolver(user, campaign)
+    sites.preload()
     report = ErrorReport(errors_path)
     summary = ImportSummary()
-    batch: list[StagedRow] = []
+    summary.extra.update({"people_added": 0, "tubes_opened": 0})
+    it = iter(rows)
     done = 0
-
-    def flush() -> None:
-        nonlocal batch, done
-        res = write_batch(batch, user=user, run_id=run_id)
-        summary.accepted += res.accepted
-        summary.unchanged += res.duplicate
-        summary.rejected += res.refused
-        summary.extra["people_added"] = summary.extra.get("people_added", 0) + res.people_added
-        summary.extra["tubes_opened"] = summary.extra.get("tubes_opened", 0) + res.tubes_opened
-        for line, o in sorted(res.outcomes.items()):
-            if o.status == "refused":
-                report.add(RowError(line, o.field, o.scan_id, o.reason))
-        done += len(batch)
-        batch = []
+    more = True
+    while more:
+        more = False
+        with transaction.atomic(), connection.cursor() as cur:
+            stage = _Stage(cur)
+            put = stage.put
+            read = 0
+            try:
+                for line, row in it:
+                    read += 1
+                    s = clean_scan(line, row, sites)
+                    if type(s) is tuple:
+                        put(s)
+                        if stage.rows >= batch_size:
+                            more = True
+                            break
+                    else:
+                        value = str(row.get(s.field, "") or "") if s.field != "document_number" else ""
+                        report.add(RowError(line, s.field, value, s.reason))
+                        summary.rejected += 1
+            except BaseException as exc:
+                stage.close(exc)
+                raise
+            stage.close()
+            if stage.rows:
+                res, flagged = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=False)
+                _audit_batch(user, stage.campaigns, stage.rows, res, run_id)
+                summary.accepted += res.accepted
+                summary.unchanged += res.duplicate
+                summary.rejected += res.refused
+                summary.extra["people_added"] += res.people_added
+                summary.extra["tubes_opened"] += res.tubes_opened
+                for line, status, scan_id in flagged:
+                    o = res.outcomes[line]
+                    report.add(RowError(line, o.field, scan_id, status))
+            stage.drop()
+        done += read
         if progress:
             progress(done)
-
-    for line, row in rows:
-        s = stage_scan(line, row, sites)
-        if isinstance(s, ScanOutcome):
-            report.add(RowError(line, s.field, str(row.get(s.field, "") if s.field != "document_number" else ""),
-                                s.reason))  # fmt: skip
-            summary.rejected += 1
-            continue
-        batch.append(s)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
     summary.errors = report.close()
     return summary
 
