@@ -347,10 +347,12 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
     # 1. Scans already registered: the same content is a harmless re-send, other content is refused.
     cur.execute(f"""UPDATE {t} SET status = CASE WHEN r.digest = {t}.digest THEN 'duplicate' ELSE %s END
                     FROM screening_registration r WHERE r.scan_id = {t}.scan_id""", [DUPLICATE_DIFFERENT])
-    # The same scan_id twice in one batch: the first line counts.
+    # The same scan_id twice in one batch: the first line counts, and later lines are judged against its content.
     cur.execute(f"""UPDATE {t} SET status = CASE WHEN d.digest = {t}.digest THEN 'duplicate' ELSE %s END
-                    FROM (SELECT scan_id, MIN(line) AS first, MIN(digest) AS digest FROM {t}
-                          WHERE status IS NULL GROUP BY scan_id HAVING COUNT(*) > 1) d
+                    FROM (SELECT g.scan_id, g.first, f.digest
+                          FROM (SELECT scan_id, MIN(line) AS first FROM {t}
+                                WHERE status IS NULL GROUP BY scan_id HAVING COUNT(*) > 1) g
+                          JOIN {t} f ON f.line = g.first) d
                     WHERE d.scan_id = {t}.scan_id AND {t}.line > d.first AND {t}.status IS NULL""",
                 [DUPLICATE_DIFFERENT])  # fmt: skip
     cur.execute(f"SELECT COUNT(*) FROM {t} WHERE status IS NULL")

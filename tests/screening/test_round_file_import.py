@@ -109,3 +109,21 @@ def test_empty_and_all_refused_files(tmp_path, campaign, site, tester):
     assert (s.accepted, s.rejected) == (0, 3)
     assert _errors(err)[3] == ingest.MISSING and _errors(err)[4] == ingest.TOO_LONG
     assert not Tube.objects.filter(barcode="Z1").exists() and not Registration.objects.exists()
+
+
+@pytest.mark.parametrize("first_is_smaller", [True, False])
+def test_repeated_scan_id_is_judged_against_its_first_line(campaign, site, terminal, scan, person_factory, first_is_smaller):
+    """Whichever content fingerprint sorts first, the first line of a scan_id is the one that counts: a later
+    identical line is a re-send, a later line with other content is refused."""
+    people = [person_factory(name=f"甲{i}") for i in range(2)]
+    a, b = scan("Q1", scan_id="q", person=people[0]), scan("Q1", scan_id="q", person=people[1])
+    da = ingest.scan_digest("Q1", "resident_id", people[0].document_number, a["name"], a.get("phone", ""),
+                            ingest.parse_time(a["collected_at"]), a["site"], "")  # fmt: skip
+    db = ingest.scan_digest("Q1", "resident_id", people[1].document_number, b["name"], b.get("phone", ""),
+                            ingest.parse_time(b["collected_at"]), b["site"], "")  # fmt: skip
+    first, other = (a, b) if (da < db) == first_is_smaller else (b, a)
+    out = ingest.ingest_scans(terminal, [first, other, first])
+    assert [o.status for o in out] == ["accepted", "refused", "duplicate"]
+    assert out[1].reason == ingest.DUPLICATE_DIFFERENT
+    reg = Registration.objects.get(scan_id="q")
+    assert reg.person.document_number == first["document_number"]
