@@ -14,9 +14,9 @@ registry holding the same people. Timed stages, end to end through Cordon's own 
 The floor, in the same run on the same server: a binary COPY (psycopg 3, typed ``write_row``) of the same
 registration and result rows into unindexed tables. ``ratio_vs_floor`` = floor seconds / round seconds.
 
-Then the scan API: a production server (gunicorn, ``CORDON_ENV=production``) on the same database;
-batches of 100 scans posted with a bearer token from 4 client threads, against a trivial endpoint
-(``GET /api/v1/me``, same token, same concurrency): scans/s and the request-rate ratio.
+Then the scan API, by ``bench/scan_api.py``: a production server (``cordon serve``, ``CORDON_ENV=production``)
+on its own scratch database; batches of 100 scans posted with a bearer token from 4 client threads, against
+a trivial endpoint (``GET /api/v1/me``, same token, same concurrency): scans/s and the request-rate ratio.
 
 Usage: python bench/screening.py --people 1000000
 The last line printed is one JSON object with the figures.
@@ -26,16 +26,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -289,81 +286,16 @@ def floor(ctx: dict) -> dict:
     return {"floor_s": round(secs, 2), "floor_rows": len(reg_rows) + len(res_rows)}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def api_bench(args: argparse.Namespace, ctx: dict, env: dict) -> dict:
-    """Scans over HTTP (batches of 100) vs a trivial endpoint on the same production server."""
-    from cordon.people.models import Person
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", f"from cordon.web.server import run_server; run_server('127.0.0.1', {port}, quiet=True)"],
-        env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        for _ in range(150):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        docs = list(Person.objects.order_by("pk").values_list("document_number", "name")[: args.api_batches * 100])
-        now = datetime.now(UTC).isoformat()
-        bodies = []
-        for b in range(args.api_batches):
-            scans = []
-            for j in range(100):
-                doc, name = docs[(b * 100 + j) % len(docs)]
-                scans.append({"scan_id": f"api-{b}-{j}", "tube": f"API-{b:05d}-{j // 10}", "document_number": doc,
-                              "name": name, "collected_at": now, "site": "S00000"})  # fmt: skip
-            bodies.append(json.dumps({"scans": scans}))
-        headers = {"Authorization": f"Bearer {ctx['token']}", "Content-Type": "application/json",
-                   "Host": "127.0.0.1"}  # fmt: skip
-        local = threading.local()
-
-        def conn() -> http.client.HTTPConnection:
-            if not hasattr(local, "c"):
-                local.c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            return local.c
-
-        def post(body: str) -> int:
-            c = conn()
-            c.request("POST", "/api/v1/screening/scans", body=body, headers=headers)
-            resp = c.getresponse()
-            data = resp.read()
-            if resp.status != 200:
-                raise SystemExit(f"scans: HTTP {resp.status}: {data[:300]!r}")
-            return json.loads(data)["accepted"]
-
-        def get(_: int) -> int:
-            c = conn()
-            c.request("GET", "/api/v1/me", headers=headers)
-            resp = c.getresponse()
-            resp.read()
-            if resp.status != 200:
-                raise SystemExit(f"me: HTTP {resp.status}")
-            return 1
-
-        with ThreadPoolExecutor(args.api_clients) as pool:
-            list(pool.map(get, range(50)))  # warm-up
-            n_trivial = max(1000, args.api_batches * 4)
-            t = time.perf_counter()
-            list(pool.map(get, range(n_trivial)))
-            trivial_rps = n_trivial / (time.perf_counter() - t)
-            t = time.perf_counter()
-            accepted = sum(pool.map(post, bodies))
-            secs = time.perf_counter() - t
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    batch_rps = len(bodies) / secs
-    return {"api_batches": len(bodies), "api_scans_accepted": accepted, "api_scans_per_s": round(accepted / secs),
-            "api_batch_req_per_s": round(batch_rps, 1), "api_trivial_req_per_s": round(trivial_rps, 1),
-            "api_ratio_vs_trivial": round(batch_rps / trivial_rps, 3)}  # fmt: skip
+    """The scan API, measured by ``bench/scan_api.py`` (the production server on its own scratch database)."""
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "scan_api.py"), "--scans", str(args.api_batches * 100),
+                          "--clients", str(args.api_clients), "--server", args.server],
+                         cwd=str(ROOT), env=env, stdout=subprocess.PIPE, text=True, check=True)  # fmt: skip
+    api = json.loads(run.stdout.strip().splitlines()[-1])
+    return {"api_batches": api["batches"], "api_scans_accepted": api["accepted"], "api_scans_per_s": api["scans_per_s"],
+            "api_batch_req_per_s": api["batch_req_per_s"], "api_trivial_req_per_s": api["trivial_req_per_s"],
+            "api_ratio_vs_trivial": api["ratio"], "api_cpu_ms_per_batch": api["cpu_ms_per_batch"],
+            "api_scans_per_s_if_cores_free": api["scans_per_s_if_cores_free"]}  # fmt: skip
 
 
 def main() -> None:

@@ -50,15 +50,15 @@ def migrate() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(2, help="Worker processes."),
-    threads: int = typer.Option(4, help="Threads per worker."),
+    workers: int = typer.Option(0, help="Worker processes (default: one per core, at least 2)."),
+    threads: int = typer.Option(4, help="Threads per worker (requests each worker serves at once)."),
     with_worker: bool = typer.Option(False, "--with-worker", help="Also run a background-task worker."),
 ) -> None:
     """Run the web server (gunicorn, with static files served by the app itself: no CDN, no proxy needed)."""
     setup_django()
     from cordon.web.server import run_server
 
-    run_server(host, port, workers=workers, threads=threads, with_worker=with_worker)
+    run_server(host, port, workers=workers or None, threads=threads, with_worker=with_worker)
 
 
 @app.command()

@@ -34,9 +34,24 @@ def start_task_worker() -> subprocess.Popen:
     return proc
 
 
+def default_workers() -> int:
+    """One worker process per core: Python runs one thread at a time per process, so it takes a process per
+    core to use them all, and more processes than cores only adds switching and memory."""
+    return max(2, os.cpu_count() or 2)
+
+
 def run_server(
-    host: str, port: int, *, workers: int = 2, threads: int = 4, quiet: bool = False, with_worker: bool = False
+    host: str, port: int, *, workers: int | None = None, threads: int = 4, quiet: bool = False,
+    with_worker: bool = False,
 ) -> None:
+    """The production server settings, shared by ``cordon serve``, the demo and the benchmarks.
+
+    ``gthread``: each worker runs ``threads`` requests at once, so while one waits on PostgreSQL (most of a
+    scan batch's time is the database's) another parses or renders on the same core; four is enough to
+    keep a core busy and few enough that the connections (one per thread) stay well under PostgreSQL's
+    limit. It also keeps connections alive, which the sampling terminals and lab clients rely on: they post
+    a batch every few seconds, and ``keepalive`` spares each of them a new TCP handshake per batch.
+    """
     from django.core.wsgi import get_wsgi_application
 
     if with_worker:
@@ -44,9 +59,10 @@ def run_server(
 
     options = {
         "bind": f"{host}:{port}",
-        "workers": workers,
+        "workers": workers or default_workers(),
         "threads": threads,
         "worker_class": "gthread",
+        "keepalive": 5,
         "timeout": 120,
         "accesslog": None if quiet else "-",
         "errorlog": "-",
