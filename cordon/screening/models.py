@@ -96,10 +96,15 @@ class Result(models.TextChoices):
 
 
 class Tube(models.Model):
-    barcode = models.CharField(_("barcode"), max_length=40, unique=True)
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="tubes")
+    # Unique through a named constraint, not ``unique=True``: on PostgreSQL that would add a second,
+    # pattern-ops index that no query uses and every swab pays for.
+    barcode = models.CharField(_("barcode"), max_length=40)
+    # The campaign and region are looked up through the composite and region indexes below; the automatic
+    # foreign-key indexes (and the region's pattern-ops twin) would only repeat them.
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="tubes", db_index=False)
     site = models.ForeignKey(Site, null=True, on_delete=models.PROTECT, related_name="tubes")
-    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, related_name="+")  # the site's grid
+    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, related_name="+",
+                               db_index=False)  # the site's grid
     capacity = models.PositiveSmallIntegerField(_("pool size"))
     members = models.PositiveSmallIntegerField(_("swabs"), default=0)
     collector = models.CharField(_("collector"), max_length=64, blank=True)
@@ -115,6 +120,7 @@ class Tube(models.Model):
 
     class Meta:
         verbose_name = _("tube")
+        constraints = [models.UniqueConstraint(fields=["barcode"], name="tube_barcode_unique")]
         indexes = [
             models.Index(fields=["campaign", "result"], name="tube_campaign_result_idx"),
             models.Index(fields=["region"], name="tube_region_idx"),
@@ -135,7 +141,7 @@ class Registration(models.Model):
     (campaign, person) for coverage, (tube, person) for pooling rules, (campaign, collected_at) for pace.
     """
 
-    scan_id = models.CharField(max_length=64, unique=True)
+    scan_id = models.CharField(max_length=64)  # unique by constraint (see Tube.barcode for why)
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="registrations", db_constraint=False,
         db_index=False)
     tube = models.ForeignKey(Tube, on_delete=models.PROTECT, related_name="registrations", db_constraint=False,
@@ -155,7 +161,10 @@ class Registration(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tube", "person"], name="registration_tube_person_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["scan_id"], name="registration_scan_id_unique"),
+            models.UniqueConstraint(fields=["tube", "person"], name="registration_tube_person_unique"),
+        ]
         indexes = [
             models.Index(fields=["campaign", "person"], name="reg_campaign_person_idx"),
             models.Index(fields=["campaign", "collected_at"], name="reg_campaign_collected_idx"),

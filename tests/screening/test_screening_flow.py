@@ -99,8 +99,15 @@ def _fill(terminal, scan, barcode, n=10, people=None):
 
 def test_positive_pool_cascade(campaign, site, terminal, tester, lab, scan, monkeypatch):
     seen = []
-    events.subscribe("pool.positive", lambda **kw: seen.append(("pool", len(kw["retests"]))))
-    events.subscribe("retest.resulted", lambda **kw: seen.append(("retest", kw["retest"].status)))
+
+    def on_pool(**kw):
+        seen.append(("pool", len(kw["retests"])))
+
+    def on_retest(**kw):
+        seen.append(("retest", kw["retest"].status))
+
+    events.subscribe("pool.positive", on_pool)
+    events.subscribe("retest.resulted", on_retest)
     opened = []
 
     def fake_report(user, person, **kw):
@@ -136,8 +143,9 @@ def test_positive_pool_cascade(campaign, site, terminal, tester, lab, scan, monk
         pools = queries.positive_pools(tester, campaign)
         assert pools[0]["open"] == 0 and pools[0]["positive"] == 1
     finally:
-        events._handlers["pool.positive"].clear()
-        events._handlers["retest.resulted"].clear()
+        # Only this test's listeners: the command centre's own stay subscribed for the tests that follow.
+        events.unsubscribe("pool.positive", on_pool)
+        events.unsubscribe("retest.resulted", on_retest)
 
 
 def test_invalid_and_correction(campaign, site, terminal, tester, scan):
