@@ -17,7 +17,7 @@ from cordon.core.pagination import paginate
 from cordon.core.scoping import require
 from cordon.people.queries import masked
 from cordon.people.validation import FieldError
-from cordon.screening import queries, services, terminal
+from cordon.screening import admin_services, queries, services, terminal
 from cordon.screening.models import Retest
 
 router = Router(tags=["screening"])
@@ -205,7 +205,21 @@ def list_sites(request: HttpRequest):
 
 @router.post("/sites", response={201: SiteOut}, summary="Open a sampling site")
 def create_site(request: HttpRequest, payload: SiteIn):
-    return Status(201, _site(services.create_site(request.user, **payload.dict())))
+    return Status(201, _site(admin_services.create_site(request.user, **payload.dict())))
+
+
+class SitePatch(Schema):
+    name: str | None = None
+    region_code: str | None = None
+    hours: str | None = None
+    staff: int | None = None
+    active: bool | None = None
+
+
+@router.patch("/sites/{site_id}", response=SiteOut, summary="Change a sampling site (only the fields sent)")
+def update_site(request: HttpRequest, site_id: int, payload: SitePatch):
+    site = queries.get_site(request.user, site_id)
+    return _site(admin_services.update_site(request.user, site, **payload.dict()))
 
 
 class ScanIn(BaseModel):
@@ -328,7 +342,18 @@ def list_labs(request: HttpRequest):
 
 @router.post("/labs", response={201: LabOut}, summary="Register a laboratory")
 def create_lab(request: HttpRequest, payload: LabIn):
-    return Status(201, _lab(services.create_lab(request.user, **payload.dict())))
+    return Status(201, _lab(admin_services.create_lab(request.user, **payload.dict())))
+
+
+class LabPatch(Schema):
+    name: str | None = None
+    daily_capacity: int | None = None
+
+
+@router.patch("/labs/{code}", response=LabOut, summary="Change a laboratory's name or daily capacity")
+def update_lab(request: HttpRequest, code: str, payload: LabPatch):
+    lab = queries.get_lab(request.user, code)
+    return _lab(admin_services.update_lab(request.user, lab, **payload.dict()))
 
 
 class ReceiveIn(Schema):

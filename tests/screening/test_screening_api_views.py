@@ -88,3 +88,22 @@ def test_upload_page_and_error_report(tmp_path, tester, client_for, campaign, si
     assert r.status_code == 200 and b"NOPE" in b"".join(r.streaming_content)
     r = c.get(f"/screening/campaigns/{campaign.pk}/retests/")
     assert r.content.decode().count("U1") >= 10
+
+
+def test_api_edits_sites_and_labs_within_jurisdiction(tester, make_user, client_for, site, lab):
+    c = client_for(tester)
+    r = c.patch(f"/api/v1/screening/sites/{site.pk}", {"staff": 12, "hours": "08:00-20:00"},
+                content_type="application/json")  # fmt: skip
+    assert r.status_code == 200, r.content
+    assert (r.json()["staff"], r.json()["hours"], r.json()["name"]) == (12, "08:00-20:00", site.name)
+    assert AuditEvent.objects.filter(action="screening.site_update", object_id=str(site.pk)).exists()
+    r = c.patch(f"/api/v1/screening/sites/{site.pk}", {"staff": -1}, content_type="application/json")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "staff"
+    r = c.patch(f"/api/v1/screening/labs/{lab.code}", {"daily_capacity": 5000}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["daily_capacity"] == 5000
+    other = client_for(make_user("zz2", role="testing", region="430202"))
+    assert other.patch(f"/api/v1/screening/sites/{site.pk}", {"staff": 1},
+                       content_type="application/json").status_code == 404  # fmt: skip
+    grid = client_for(make_user("gw", role="grid_worker", region="430102"))
+    assert grid.patch(f"/api/v1/screening/sites/{site.pk}", {"staff": 1},
+                      content_type="application/json").status_code in (403, 404)  # fmt: skip
