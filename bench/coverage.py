@@ -25,8 +25,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from pgscratch import drop_db, recreate_db
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARE = 0.9
@@ -45,19 +44,8 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def recreate_db(server: str, name: str) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server)
-    user = params.get("user", "postgres")
-    pw = f":{params['password']}" if params.get("password") else ""
-    return f"postgres://{user}{pw}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{name}"
 
 
-def drop_db(server: str, name: str) -> None:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def build(n: int) -> tuple[object, object, float]:

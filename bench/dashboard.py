@@ -31,7 +31,7 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import psycopg
+from pgscratch import recreate_db
 from psycopg.conninfo import conninfo_to_dict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,14 +57,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def recreate_db(server: str, name: str) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server)
-    user = params.get("user", "postgres")
-    pw = f":{params['password']}" if params.get("password") else ""
-    return f"postgres://{user}{pw}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{name}"
 
 
 def copy_rows(model, rows, fields: list[str]) -> int:

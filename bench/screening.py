@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from pgscratch import drop_db, recreate_db
 
 ROOT = Path(__file__).resolve().parent.parent
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
@@ -86,19 +86,8 @@ class RssSampler:
         self._t.join()
 
 
-def recreate_db(server: str, name: str) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server)
-    user = params.get("user", "postgres")
-    pw = f":{params['password']}" if params.get("password") else ""
-    return f"postgres://{user}{pw}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{name}"
 
 
-def drop_db(server: str, name: str) -> None:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def build(args: argparse.Namespace, work: Path) -> dict:
