@@ -64,11 +64,20 @@ def serve(
 @app.command()
 def worker(
     queue: Annotated[list[str] | None, typer.Option("--queue", help="Queue(s) to work on.")] = None,
+    every: Annotated[
+        float,
+        typer.Option("--every", help="Seconds between runs of the clock jobs (task reminders and escalation, "
+                     "coverage figures); 0 turns them off in this worker."),
+    ] = 60.0,
 ) -> None:
-    """Run background tasks (imports, analytics) from the database queue."""
+    """Run background tasks (imports, analytics) from the database queue, and the clock jobs."""
     setup_django()
     from django.core.management import call_command
 
+    if every > 0:
+        from cordon.core import periodic
+
+        periodic.start(every)
     args = ["--queue-name", ",".join(queue)] if queue else ["--queue-name", "*"]
     call_command("db_worker", *args)
 

@@ -7,6 +7,7 @@ platform's files:
 - ``cordon.<m>.apps``: the AppConfig's ``nav`` list of ``(url name, label, capability or None)``
 - ``cordon.<m>.demo``: ``extend_demo(ctx)``, run after the province and people exist
 - ``cordon.<m>.commands``: ``register(app)`` adding Typer commands
+- ``cordon.<m>.periodic``: ``JOBS``, ``(name, callable)`` pairs that ``cordon worker`` runs on the clock
 """
 
 from __future__ import annotations
