@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cordon.core import events
+from cordon.core.policy import active_policy
 from cordon.people.models import Person
 from cordon.people.validation import FieldError
 from cordon.screening import ingest, queries, services
@@ -38,7 +39,8 @@ def test_pool_size_rules(tester):
 
 def test_campaign_deadline_and_plan(tester):
     c = services.create_campaign(tester, name="r", areas=[{"region_code": "430102", "area_kind": "high"}])
-    assert c.target_hours == 24 and (c.deadline - c.starts_at).total_seconds() == 24 * 3600
+    hours = int(active_policy().screening.targets.sealed_first_round_hours)  # a high area's first round
+    assert c.target_hours == hours and (c.deadline - c.starts_at).total_seconds() == hours * 3600
     assert c.region_id == "430102" and c.status == "planned"
     c2 = services.create_campaign(tester, name="r2", areas=[{"region_code": "430102", "area_kind": "low"},
                                                             {"region_code": "430104", "area_kind": "low"}])
