@@ -205,13 +205,7 @@ class _RowCleaner:
         if raw_type:
             kind = self.doc_types.get(raw_type, _MISSING)
             if kind is _MISSING:
-                stripped = str(raw_type).strip()
-                try:
-                    kind = parse_document_type(stripped) if stripped else DocumentType.RESIDENT_ID
-                except IdentityError:
-                    kind = None
-                if len(self.doc_types) < 256:
-                    self.doc_types[raw_type] = kind
+                kind = _remember(self.doc_types, raw_type, _document_kind, IdentityError, 256)
             if kind is not DocumentType.RESIDENT_ID:
                 return None
         sex = "M" if number[16] in "13579" else "F"
@@ -219,24 +213,14 @@ class _RowCleaner:
         if raw_sex:
             given = self.sexes.get(raw_sex, _MISSING)
             if given is _MISSING:
-                try:
-                    given = parse_sex(raw_sex)
-                except FieldError:
-                    given = None
-                if len(self.sexes) < 256:
-                    self.sexes[raw_sex] = given
+                given = _remember(self.sexes, raw_sex, parse_sex, FieldError, 256)
             if given != sex and given != "":
                 return None  # not a sex, a mismatch, or "unknown" which a resident ID never is
         raw_birth = get("birth_date")
         if raw_birth and raw_birth != born[1]:
             given_birth = self.dates.get(raw_birth, _MISSING)
             if given_birth is _MISSING:
-                try:
-                    given_birth = parse_date(raw_birth)
-                except FieldError:
-                    given_birth = None
-                if len(self.dates) < _CACHE_LIMIT:
-                    self.dates[raw_birth] = given_birth
+                given_birth = _remember(self.dates, raw_birth, parse_date, FieldError, _CACHE_LIMIT)
             if given_birth != born[0]:
                 return None  # not a date, or another date than the number's
         phone = get("phone")
@@ -257,6 +241,23 @@ class _RowCleaner:
         if not region.isdigit() or len(region) not in _REGION_LENGTHS:
             return None
         return (name, "resident_id", number, sex, born[0], phone, address, region)
+
+
+def _remember(cache: dict, raw: str, parse: Any, error: type[Exception], limit: int) -> Any:
+    """A cache miss of the row cleaner: parse once, remember the answer (None when the value is refused),
+    up to ``limit`` distinct values. Only misses come here; a hit stays an inline dict lookup."""
+    try:
+        value = parse(raw)
+    except error:
+        value = None
+    if len(cache) < limit:
+        cache[raw] = value
+    return value
+
+
+def _document_kind(raw: str) -> Any:
+    stripped = str(raw).strip()
+    return parse_document_type(stripped) if stripped else DocumentType.RESIDENT_ID
 
 
 def _weighted(digits: str, start: int) -> int:
