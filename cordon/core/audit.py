@@ -33,6 +33,18 @@ def _canonical(value: Any) -> Any:
     return str(value)
 
 
+def _middle(at: datetime, actor_id: int | None, actor_label: str, action: str, object_type: str, object_id: str,
+            region_code: str, changes: Any) -> str:
+    """The hashed JSON list without its first item (seq) and last (prev_hash), which only the locked head
+    knows: ``append`` lets PostgreSQL put them in place, so both ways hash the very same text."""
+    return json.dumps(
+        [at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), actor_id, actor_label, action, object_type, object_id,
+         region_code, _canonical(changes)],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )[1:-1]  # fmt: skip
+
+
 def compute_hash(
     *,
     seq: int,
@@ -46,23 +58,14 @@ def compute_hash(
     changes: dict,
     prev_hash: str,
 ) -> str:
-    payload = json.dumps(
-        [
-            seq,
-            at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            actor_id,
-            actor_label,
-            action,
-            object_type,
-            object_id,
-            region_code,
-            _canonical(changes),
-            prev_hash,
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    middle = _middle(at, actor_id, actor_label, action, object_type, object_id, region_code, changes)
+    payload = f'[{int(seq)},{middle},{json.dumps(prev_hash)}]'
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _actor(actor: Any) -> tuple[int | None, str]:
+    actor_id = getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
+    return actor_id, str(getattr(actor, "username", None) or (actor if isinstance(actor, str) else "system"))
 
 
 def record(
@@ -81,8 +84,7 @@ def record(
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = obj.pk if object_id is None else object_id
-    actor_id = getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
-    actor_label = getattr(actor, "username", None) or (actor if isinstance(actor, str) else "system")
+    actor_id, actor_label = _actor(actor)
     head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)
     seq = head.seq + 1
     at = timezone.now()
@@ -90,7 +92,7 @@ def record(
         seq=seq,
         at=at,
         actor_id=actor_id,
-        actor_label=str(actor_label),
+        actor_label=actor_label,
         action=action,
         object_type=object_type or "",
         object_id="" if object_id is None else str(object_id),
@@ -103,6 +105,56 @@ def record(
     head.seq, head.hash = seq, digest
     head.save(update_fields=["seq", "hash"])
     return event
+
+
+# The one-statement append, for writers whose batch rate the chain bounds (sampling terminals): every
+# event takes the chain's head row lock, and ``record`` holds it across three statements and the Python
+# between them (with a worker's threads sharing one interpreter, across waits for it too). Here it is held
+# for one statement and the commit. PostgreSQL computes ``compute_hash`` itself once the head is locked,
+# from the same ``_middle`` text with the sequence number and previous hash put in their places, so
+# ``verify_chain`` checks these events like any other.
+_APPEND_SQL = """
+WITH old AS (
+  SELECT seq, hash FROM core_audithead WHERE id = 1 FOR UPDATE
+), head AS (
+  UPDATE core_audithead h SET seq = old.seq + 1,
+    hash = encode(sha256(convert_to('[' || (old.seq + 1)::text || ',' || %(middle)s::text || ',"' || old.hash || '"]',
+                                    'UTF8')), 'hex')
+  FROM old WHERE h.id = 1
+  RETURNING h.seq, h.hash, old.hash AS prev_hash
+)
+INSERT INTO core_auditevent (seq, at, actor_id, actor_label, action, object_type, object_id, region_code, changes,
+                             prev_hash, hash)
+SELECT seq, %(at)s::timestamptz, %(actor_id)s::bigint, %(actor_label)s::text, %(action)s::text,
+       %(object_type)s::text, %(object_id)s::text, %(region_code)s::text, %(changes)s::jsonb, prev_hash, hash
+FROM head
+RETURNING seq
+"""
+
+
+def append(actor: Any, action: str, *, object_type: str, object_id: str, region_code: str = "",
+           changes: dict | None = None) -> None:  # fmt: skip
+    """``record`` in one statement on PostgreSQL (elsewhere, and for the chain's first event, ``record``)."""
+    import psycopg
+
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        record(actor, action, object_type=object_type, object_id=object_id, region_code=region_code, changes=changes)
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.append must run inside the transaction of the write it records")
+    actor_id, actor_label = _actor(actor)
+    at = timezone.now()
+    canonical = _canonical(changes or {})
+    middle = _middle(at, actor_id, actor_label, action, object_type, object_id, region_code, canonical)
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.execute(_APPEND_SQL, {"middle": middle, "at": at, "actor_id": actor_id, "actor_label": actor_label,
+                                  "action": action, "object_type": object_type, "object_id": object_id,
+                                  "region_code": region_code, "changes": json.dumps(canonical, ensure_ascii=False)},
+                    prepare=True)  # fmt: skip
+        appended = cur.fetchone() is not None
+    if not appended:  # no head row yet: the chain's first event
+        record(actor, action, object_type=object_type, object_id=object_id, region_code=region_code, changes=changes)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC
 from typing import Any
 
 import psycopg
@@ -344,46 +343,6 @@ def _write_pg(rows: list[StagedRow], user: Any, *, lock: bool = False) -> dict[i
     return outcomes
 
 
-# The batch's audit event, appended to the chain in one statement, last before the commit. Every batch
-# takes the chain's head row lock, so how long it is held bounds the whole server's batch rate: here it
-# is held for this one statement and the commit, where ``audit.record`` holds it across three statements
-# and the Python between them (and, with a worker's threads sharing one interpreter, across waits for
-# it). The hash is ``audit.compute_hash``'s, computed by PostgreSQL once the head is locked: the same
-# canonical JSON text, with the sequence number and the previous hash that only the locked head knows
-# put in their places, so ``audit.verify_chain`` checks these events like any other.
-_AUDIT_SQL = """
-WITH old AS (
-  SELECT seq, hash FROM core_audithead WHERE id = 1 FOR UPDATE
-), head AS (
-  UPDATE core_audithead h SET seq = old.seq + 1,
-    hash = encode(sha256(convert_to('[' || (old.seq + 1)::text || ',' || %(middle)s::text || ',"' || old.hash || '"]',
-                                    'UTF8')), 'hex')
-  FROM old WHERE h.id = 1
-  RETURNING h.seq, h.hash, old.hash AS prev_hash
-)
-INSERT INTO core_auditevent (seq, at, actor_id, actor_label, action, object_type, object_id, region_code, changes,
-                             prev_hash, hash)
-SELECT seq, %(at)s::timestamptz, %(actor_id)s::bigint, %(actor_label)s::text, %(action)s::text,
-       %(object_type)s::text, %(object_id)s::text, %(region_code)s::text, %(changes)s::jsonb, prev_hash, hash
-FROM head
-RETURNING seq
-"""
-
-
 def _audit(actor: Any, *, object_id: str, region_code: str, changes: dict) -> None:
-    action, object_type = "screening.registrations", "screening.campaign"
-    actor_id = getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
-    actor_label = str(getattr(actor, "username", None) or (actor if isinstance(actor, str) else "system"))
-    at = timezone.now()
-    canonical = audit._canonical(changes)
-    middle = json.dumps([at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), actor_id, actor_label, action,
-                         object_type, object_id, region_code, canonical], ensure_ascii=False,
-                        separators=(",", ":"))[1:-1]  # fmt: skip
-    with psycopg.Cursor(connection.connection) as cur:
-        cur.execute(_AUDIT_SQL, {"middle": middle, "at": at, "actor_id": actor_id, "actor_label": actor_label,
-                                 "action": action, "object_type": object_type, "object_id": object_id,
-                                 "region_code": region_code, "changes": json.dumps(canonical, ensure_ascii=False)},
-                    prepare=True)  # fmt: skip
-        if cur.fetchone() is None:  # no head row yet: the chain's first event
-            audit.record(actor, action, object_type=object_type, object_id=object_id, region_code=region_code,
-                         changes=changes)  # fmt: skip
+    audit.append(actor, "screening.registrations", object_type="screening.campaign", object_id=object_id,
+                 region_code=region_code, changes=changes)  # fmt: skip
