@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import mul
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from django.utils.dateparse import parse_datetime
 
 from cordon.core import audit
 from cordon.core.identity import (
+    _CHECK_MAP,
+    _WEIGHTS,
     DocumentType,
     IdentityError,
     _check_digit_unchecked,
@@ -38,7 +41,7 @@ MAX_BATCH = 1000
 # Rows of a registration file written per transaction: large enough that the set-based statements run
 # a handful of times per file, small enough that a failure loses little work.
 FILE_BATCH = 1_000_000
-_RID = re.compile(r"^\d{17}[\dX]$")
+_RID = re.compile(r"^[0-9]{17}[0-9X]$")
 _EARLIEST = date(1890, 1, 1)
 
 # Refusal reasons, stable strings that terminals can act on.
@@ -141,9 +144,13 @@ def parse_time(value: Any) -> datetime:
     return dt
 
 
+def _utc_iso(at: datetime) -> str:
+    return (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat()
+
+
 def scan_digest(barcode: str, doc_type: str, doc_number: str, name: str, phone: str, collected_at: datetime,
                 site: str, guardian: str) -> str:  # fmt: skip
-    text = "|".join([barcode, doc_type, doc_number, name, phone, collected_at.astimezone(UTC).isoformat(), site, guardian])
+    text = "|".join([barcode, doc_type, doc_number, name, phone, _utc_iso(collected_at), site, guardian])
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
@@ -210,41 +217,112 @@ class SiteResolver:
 
 
 def clean_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> tuple | ScanOutcome:
-    """One scan checked and normalised into a staging row (``STAGE_COLUMNS`` order), or its refusal.
+    """One scan (a terminal's JSON object or a file row as a dict) checked and normalised into a staging row
+    (``STAGE_COLUMNS`` order), or its refusal."""
+    g = scan.get
+    return clean_fields(line, str(g("scan_id") or ""), str(g("tube") or ""), str(g("document_type") or ""),
+                        str(g("document_number") or ""), g("name"), g("phone"), g("collected_at"),
+                        str(g("site") or ""), g("guardian_document"), sites)  # fmt: skip
 
-    The one per-row step in Python, kept lean because a registration file holds millions of rows: the
-    rules that need the database (people, tubes, duplicates) are checked set-based after staging."""
-    scan_id = str(scan.get("scan_id") or "").strip()
+
+# A resident ID is region (6 digits), birth date (8) and sequence (3) before its check character. The MOD 11-2
+# sum splits the same way, and a city's registrations share a few hundred regions and a few tens of thousands
+# of birth dates: their partial sums (and the parsed date) are remembered, so a well-formed number costs three
+# dictionary lookups instead of seventeen multiplications.
+_REGION_SUMS: dict[str, int] = {}
+_BIRTHS: dict[str, tuple[date | None, int]] = {}
+_SEQ_SUMS: dict[str, int] = {}
+_RID_TYPES = frozenset(("", "resident_id", "居民身份证", "身份证"))
+_MEMO_LIMIT = 200_000
+
+
+def _partial(digits: str, weights: tuple[int, ...]) -> int:
+    return sum(map(mul, weights, digits.encode("ascii"))) - 48 * sum(weights)
+
+
+def _region_sum(digits: str) -> int:
+    n = _partial(digits, _WEIGHTS[:6])
+    if len(_REGION_SUMS) < _MEMO_LIMIT:
+        _REGION_SUMS[digits] = n
+    return n
+
+
+def _birth(digits: str) -> tuple[date | None, int]:
+    try:
+        born: date | None = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        born = None
+    out = (born, _partial(digits, _WEIGHTS[6:14]))
+    if len(_BIRTHS) < _MEMO_LIMIT:
+        _BIRTHS[digits] = out
+    return out
+
+
+def _seq_sum(digits: str) -> int:
+    n = _SEQ_SUMS[digits] = _partial(digits, _WEIGHTS[14:])
+    return n
+
+
+def _resident_fast(number: str) -> date | None:
+    """The birth date of a well-formed resident ID with a correct check character, else None (the caller
+    then applies the full rules, which also say what is wrong)."""
+    if len(number) != 18 or not number.isascii() or not number[:17].isdigit() or number[17] not in _CHECK_CHARS:
+        return None
+    r, b, q = number[:6], number[6:14], number[14:17]
+    born, bsum = _BIRTHS[b] if b in _BIRTHS else _birth(b)
+    total = (_REGION_SUMS[r] if r in _REGION_SUMS else _region_sum(r)) + bsum + \
+        (_SEQ_SUMS[q] if q in _SEQ_SUMS else _seq_sum(q))  # fmt: skip
+    return born if _CHECK_MAP[total % 11] == number[17] else None
+
+
+_CHECK_CHARS = frozenset("0123456789X")
+
+
+def clean_fields(line: int, scan_id: str, barcode: str, raw_type: str, raw_number: str, name: Any, phone: Any,
+                 collected_at: Any, site_code: str, guardian: Any, sites: SiteResolver) -> tuple | ScanOutcome:  # fmt: skip
+    """The one per-row step in Python, on positional fields, kept lean because a registration file holds
+    millions of rows: the rules that need the database (people, tubes, duplicates) are checked set-based
+    after staging. A well-formed resident ID (nearly every swab) is checked inline; anything else goes
+    through the full document rules of ``clean_document``."""
+    scan_id = scan_id.strip()
     if not scan_id:
         return ScanOutcome("", "refused", MISSING, "scan_id")
     if len(scan_id) > 64:
         return ScanOutcome(scan_id, "refused", TOO_LONG, "scan_id")
-    barcode = str(scan.get("tube") or "").strip()
+    barcode = barcode.strip()
     if not barcode:
         return ScanOutcome(scan_id, "refused", MISSING, "tube")
     if len(barcode) > 40:
         return ScanOutcome(scan_id, "refused", TOO_LONG, "tube")
-    site_code = str(scan.get("site") or "").strip()
+    site_code = site_code.strip()
     resolved = sites.cache.get(site_code) or sites.resolve(site_code)
-    if isinstance(resolved, str):
+    if resolved.__class__ is str:
         return ScanOutcome(scan_id, "refused", resolved, "site")
     site, campaign, capacity = resolved
-    try:
-        doc_type, number, born, sex = clean_document(str(scan.get("document_type") or ""),
-                                                     str(scan.get("document_number") or ""), sites.today)  # fmt: skip
-    except ValueError as exc:
-        return ScanOutcome(scan_id, "refused", f"{INVALID_DOCUMENT}: {exc}", "document_number")
-    name = " ".join(str(scan.get("name") or "").split())[:100]
+    raw_type = raw_type.strip()
+    number = raw_number.strip().upper()
+    born = _resident_fast(number) if raw_type in _RID_TYPES else None
+    if born is not None and _EARLIEST <= born <= sites.today:
+        doc_type, sex = "resident_id", ("M" if number[16] in "13579" else "F")
+    else:
+        try:
+            doc_type, number, born, sex = clean_document(raw_type, number, sites.today)
+        except ValueError as exc:
+            return ScanOutcome(scan_id, "refused", f"{INVALID_DOCUMENT}: {exc}", "document_number")
+    name = " ".join(str(name or "").split())[:100]
     if not name:
         return ScanOutcome(scan_id, "refused", MISSING, "name")
     try:
-        collected = parse_time(scan.get("collected_at"))
-    except ValueError:
-        return ScanOutcome(scan_id, "refused", BAD_TIME, "collected_at")
-    phone = scan.get("phone")
+        collected = datetime.fromisoformat(collected_at)
+        if collected.tzinfo is None:
+            collected = timezone.make_aware(collected)
+    except (TypeError, ValueError):
+        try:
+            collected = parse_time(collected_at)
+        except ValueError:
+            return ScanOutcome(scan_id, "refused", BAD_TIME, "collected_at")
     phone = "".join(str(phone).split()).replace("-", "")[:20] if phone else ""
     g_type = g_number = ""
-    guardian = scan.get("guardian_document")
     guardian = str(guardian).strip() if guardian else ""
     if guardian:
         try:
@@ -252,7 +330,7 @@ def clean_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> tuple | 
         except ValueError as exc:
             return ScanOutcome(scan_id, "refused", f"{INVALID_DOCUMENT}: {exc}", "guardian_document")
     digest = scan_digest(barcode, doc_type, number, name, phone, collected, site_code, g_number)
-    return (line, scan_id, barcode, doc_type, number, name, phone, collected, site.pk, campaign.pk, capacity,
+    return (line, scan_id, barcode, doc_type, number, name, phone, collected, site.id, campaign.id, capacity,
             site.region_id, born, sex, digest, g_type, g_number)  # fmt: skip
 
 
@@ -560,6 +638,9 @@ REGISTRATION_COLUMNS = [
 ]
 
 
+REGISTRATION_KEYS = tuple(c.key for c in REGISTRATION_COLUMNS)  # the order of ``clean_fields``' fields
+
+
 def import_registrations(
     path: str | Path,
     *,
@@ -577,12 +658,22 @@ def import_registrations(
     with transaction.atomic():
         run = ImportRun.objects.create(kind="screening_registrations", file_name=path.name,
                                        file_sha256=file_sha256(path), user_id=getattr(user, "pk", None))  # fmt: skip
-    summary = import_rows(source.rows(), campaign=campaign, user=user, errors_path=errors_path,
-                          batch_size=batch_size, progress=progress, run_id=run.pk)  # fmt: skip
+    sites = SiteResolver(user, campaign)
+    sites.preload()
+    summary = _import(source.records(REGISTRATION_KEYS), lambda line, rec: clean_fields(line, *rec, sites),
+                      _record_value, user=user, errors_path=errors_path, batch_size=batch_size, progress=progress,
+                      run_id=run.pk)  # fmt: skip
     ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), accepted=summary.accepted,
                                                unchanged=summary.unchanged, rejected=summary.rejected,
                                                errors_path=summary.errors or "", status="done")  # fmt: skip
     return summary
+
+
+_KEY_INDEX = {key: i for i, key in enumerate(REGISTRATION_KEYS)}
+
+
+def _record_value(rec: tuple, key: str) -> str:
+    return str(rec[_KEY_INDEX[key]]) if key in _KEY_INDEX else ""
 
 
 def import_rows(
@@ -595,57 +686,179 @@ def import_rows(
     progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
 ) -> ImportSummary:
-    """Rows of a registration file, streamed: each chunk of ``batch_size`` checked rows is copied into the
-    staging table as it is read (the database ingests while Python parses) and then written with the same
-    set-based rules as a terminal's batch, in one transaction. Memory does not grow with the file."""
+    """Rows of a registration file as dicts (line, {key: value}), streamed like a file."""
     sites = SiteResolver(user, campaign)
     sites.preload()
+    return _import(rows, lambda line, row: clean_scan(line, row, sites), lambda row, key: str(row.get(key, "") or ""),
+                   user=user, errors_path=errors_path, batch_size=batch_size, progress=progress,
+                   run_id=run_id)  # fmt: skip
+
+
+@dataclass
+class _Shared:
+    """What the workers of one import share: the row source (read by one worker at a time, in file order),
+    whose turn it is to write, and the run's totals and error report (touched only in turn)."""
+
+    rows: Any
+    report: ErrorReport
+    summary: ImportSummary
+    lock: Any
+    turn: Any
+    next_batch: int = 0
+    writing: int = 0
+    exhausted: bool = False
+    failed: BaseException | None = None
+    failed_batch: int = -1
+    done: int = 0
+
+
+def _import(rows: Iterable[tuple[int, Any]], clean: Callable[[int, Any], tuple | ScanOutcome],
+            value_of: Callable[[Any, str], str], *, user: Any, errors_path: str | Path | None, batch_size: int,
+            progress: Callable[[int], None] | None, run_id: int | None) -> ImportSummary:  # fmt: skip
+    """Each chunk of ``batch_size`` checked rows is copied into a staging table as it is read (the database
+    ingests while Python parses) and then written with the same set-based rules as a terminal's batch, in
+    one transaction. Memory does not grow with the file.
+
+    On PostgreSQL, outside a caller's transaction, two workers on two connections take turns: while one
+    writes batch k, the other reads and stages batch k+1, so the parsing of a large file overlaps the
+    server's work instead of adding to it. Batches are written strictly in file order, each after the one
+    before it has committed, so every rule sees exactly what a single worker would have seen."""
+    import threading
+
     report = ErrorReport(errors_path)
     summary = ImportSummary()
     summary.extra.update({"people_added": 0, "tubes_opened": 0})
-    it = iter(rows)
-    done = 0
-    more = True
-    while more:
-        more = False
-        with transaction.atomic(), connection.cursor() as cur:
-            stage = _Stage(cur)
-            put = stage.put
-            read = 0
-            try:
-                for line, row in it:
-                    read += 1
-                    s = clean_scan(line, row, sites)
-                    if type(s) is tuple:
-                        put(s)
-                        if stage.rows >= batch_size:
-                            more = True
-                            break
-                    else:
-                        value = str(row.get(s.field, "") or "") if s.field != "document_number" else ""
-                        report.add(RowError(line, s.field, value, s.reason))
-                        summary.rejected += 1
-            except BaseException as exc:
-                stage.close(exc)
-                raise
-            stage.close()
-            if stage.rows:
-                res, flagged = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=False)
-                _audit_batch(user, stage.campaigns, stage.rows, res, run_id)
-                summary.accepted += res.accepted
-                summary.unchanged += res.duplicate
-                summary.rejected += res.refused
-                summary.extra["people_added"] += res.people_added
-                summary.extra["tubes_opened"] += res.tubes_opened
-                for line, status, scan_id in flagged:
-                    o = res.outcomes[line]
-                    report.add(RowError(line, o.field, scan_id, status))
-            stage.drop()
-        done += read
-        if progress:
-            progress(done)
+    shared = _Shared(iter(rows), report, summary, threading.Lock(), threading.Condition())
+    work = _Worker(shared, clean, value_of, user=user, batch_size=batch_size, progress=progress, run_id=run_id)
+    parallel = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if parallel:
+        other = threading.Thread(target=work.run_in_thread, name="registrations-import", daemon=True)
+        other.start()
+        try:
+            work.run()
+        finally:
+            other.join()
+    else:
+        work.run()
+    if shared.failed is not None:
+        raise shared.failed
     summary.errors = report.close()
     return summary
+
+
+class _EarlierBatchFailed(Exception):
+    """A staged batch is abandoned because a batch before it failed: what follows a failure is never written,
+    what precedes it is (each batch is its own transaction, as with a single worker)."""
+
+
+class _Worker:
+    def __init__(self, shared: _Shared, clean: Callable, value_of: Callable, *, user: Any, batch_size: int,
+                 progress: Callable[[int], None] | None, run_id: int | None) -> None:  # fmt: skip
+        self.s = shared
+        self.clean = clean
+        self.value_of = value_of
+        self.user = user
+        self.batch_size = batch_size
+        self.progress = progress
+        self.run_id = run_id
+
+    def run_in_thread(self) -> None:
+        try:
+            self.run()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def run(self) -> None:
+        s = self.s
+        while True:
+            s.lock.acquire()
+            if s.exhausted or s.failed is not None:
+                s.lock.release()
+                return
+            k = s.next_batch
+            s.next_batch += 1
+            try:
+                self._batch(k)
+            except BaseException as exc:
+                with s.turn:
+                    if s.failed is None or k < s.failed_batch:
+                        s.failed, s.failed_batch = exc, k
+                    s.turn.notify_all()
+                return
+
+    def _batch(self, k: int) -> None:
+        """Read and stage batch ``k`` (holding the source's lock, released as soon as the rows are read),
+        then wait for its turn and write it."""
+        s = self.s
+        rejected: list[RowError] = []
+        locked = True
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                stage = _Stage(cur)
+                put = stage.put
+                clean = self.clean
+                read = 0
+                try:
+                    for line, row in s.rows:
+                        read += 1
+                        out = clean(line, row)
+                        if type(out) is tuple:
+                            put(out)
+                            if stage.rows >= self.batch_size:
+                                break
+                        else:
+                            value = self.value_of(row, out.field) if out.field != "document_number" else ""
+                            rejected.append(RowError(line, out.field, value, out.reason))
+                    else:
+                        s.exhausted = True
+                except BaseException as exc:
+                    s.exhausted = True
+                    stage.close(exc)
+                    raise
+                finally:
+                    locked = False
+                    s.lock.release()
+                stage.close()
+                self._wait_turn(k)
+                if stage.rows:
+                    res, flagged = _resolve(cur, user=self.user, run_id=self.run_id, rows=stage.rows, detail=False)
+                    _audit_batch(self.user, stage.campaigns, stage.rows, res, self.run_id)
+                else:
+                    res, flagged = BatchResult(), []
+                stage.drop()
+            self._account(read, rejected, res, flagged)
+        finally:
+            if locked:
+                s.lock.release()
+            with s.turn:
+                if s.writing == k:
+                    s.writing = k + 1
+                s.turn.notify_all()
+
+    def _wait_turn(self, k: int) -> None:
+        s = self.s
+        with s.turn:
+            while s.writing != k and not (s.failed is not None and s.failed_batch < k):
+                s.turn.wait()
+            if s.failed is not None and s.failed_batch < k:
+                raise _EarlierBatchFailed
+
+    def _account(self, read: int, rejected: list[RowError], res: BatchResult, flagged: list) -> None:
+        """Totals and error lines of a committed batch, in line order (still in turn)."""
+        s = self.s
+        errors = rejected + [RowError(line, res.outcomes[line].field, scan_id, status)
+                             for line, status, scan_id in flagged]  # fmt: skip
+        errors.sort(key=lambda e: e.line)
+        for e in errors:
+            s.report.add(e)
+        s.summary.accepted += res.accepted
+        s.summary.unchanged += res.duplicate
+        s.summary.rejected += res.refused + len(rejected)
+        s.summary.extra["people_added"] += res.people_added
+        s.summary.extra["tubes_opened"] += res.tubes_opened
+        s.done += read
+        if self.progress:
+            self.progress(s.done)
 
 
 def window_start(now: datetime, hours: float) -> datetime:
