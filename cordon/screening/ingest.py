@@ -55,6 +55,7 @@ UNKNOWN_SITE = "unknown site"
 NO_CAMPAIGN = "no running campaign covers this site"
 DUPLICATE_DIFFERENT = "duplicate scan_id with different content"
 UNKNOWN_GUARDIAN = "guardian not in the registry"
+OTHER_HOUSEHOLD = "tube holds another household"
 BAD_TIME = "collected_at is not a time"
 MISSING = "required"
 TOO_LONG = "too long"
@@ -88,6 +89,7 @@ class StagedRow:
     digest: str
     g_doc_type: str = ""
     g_doc_number: str = ""
+    household: bool = False  # a household tube: every swab of one household (same address and grid)
 
 
 @dataclass
@@ -202,7 +204,12 @@ class SiteResolver:
         area = self._area(campaign, site.region_id) if campaign is not None else None
         if campaign is None or campaign.status != Campaign.Status.RUNNING or area is None:
             return NO_CAMPAIGN
-        return (site, campaign, area.pool_size)
+        if area.household_tubes:
+            # One tube per household: it holds the whole household, up to the largest pool the policy allows.
+            from cordon.core.policy import active_policy
+
+            return (site, campaign, int(active_policy().screening.max_pool_size), True)
+        return (site, campaign, area.pool_size, False)
 
     def _area(self, campaign: Any, region_code: str) -> Any:
         """``services.area_for`` with the campaign's areas read once."""
@@ -298,7 +305,7 @@ def clean_fields(line: int, scan_id: str, barcode: str, raw_type: str, raw_numbe
     resolved = sites.cache.get(site_code) or sites.resolve(site_code)
     if resolved.__class__ is str:
         return ScanOutcome(scan_id, "refused", resolved, "site")
-    site, campaign, capacity = resolved
+    site, campaign, capacity, household = resolved
     raw_type = raw_type.strip()
     number = raw_number.strip().upper()
     born = _resident_fast(number) if raw_type in _RID_TYPES else None
@@ -331,7 +338,7 @@ def clean_fields(line: int, scan_id: str, barcode: str, raw_type: str, raw_numbe
             return ScanOutcome(scan_id, "refused", f"{INVALID_DOCUMENT}: {exc}", "guardian_document")
     digest = scan_digest(barcode, doc_type, number, name, phone, collected, site_code, g_number)
     return (line, scan_id, barcode, doc_type, number, name, phone, collected, site.id, campaign.id, capacity,
-            site.region_id, born, sex, digest, g_type, g_number)  # fmt: skip
+            site.region_id, born, sex, digest, g_type, g_number, household)  # fmt: skip
 
 
 def stage_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> StagedRow | ScanOutcome:
@@ -343,12 +350,13 @@ def stage_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> StagedRo
 
 # The staging table: one row per checked scan, written by streaming (binary COPY on PostgreSQL).
 STAGE_COLUMNS = ("line", "scan_id", "barcode", "doc_type", "doc_number", "name", "phone", "collected_at", "site_id",
-                 "campaign_id", "capacity", "region", "birth_date", "sex", "digest", "g_doc_type", "g_doc_number")  # fmt: skip
+                 "campaign_id", "capacity", "region", "birth_date", "sex", "digest", "g_doc_type", "g_doc_number",
+                 "household")  # fmt: skip
 _STAGE_TYPES = ["int4", "text", "text", "text", "text", "text", "text", "timestamptz", "int8", "int8", "int2", "text",
-                "date", "text", "text", "text", "text"]  # fmt: skip
+                "date", "text", "text", "text", "text", "bool"]  # fmt: skip
 _STAGE_DDL = """CREATE TEMP TABLE {t} (line integer, scan_id text, barcode text, doc_type text, doc_number text,
  name text, phone text, collected_at {ts}, site_id bigint, campaign_id bigint, capacity smallint, region text,
- birth_date date, sex text, digest text, g_doc_type text, g_doc_number text,
+ birth_date date, sex text, digest text, g_doc_type text, g_doc_number text, household boolean,
  tube_id bigint, guardian_id bigint, status text)"""
 STAGE_TABLE = "screening_stage"
 _WORK_MEM = "256MB"  # per hash or sort of one large batch, on PostgreSQL
@@ -364,6 +372,7 @@ class _Stage:
         self.pg = connection.vendor == "postgresql"
         self.rows = 0
         self.campaigns: set[int] = set()
+        self.household = False  # some row goes into a household tube
         self._pending: list[tuple] = []
         self._copy: Any = None
         self._copy_cm: Any = None
@@ -378,6 +387,8 @@ class _Stage:
     def put(self, row: tuple) -> None:
         self.rows += 1
         self.campaigns.add(row[9])
+        if row[17]:
+            self.household = True
         if self._copy is not None:
             self._copy.write_row(row)
             return
@@ -405,7 +416,8 @@ class _Stage:
         self.cur.execute(f"DROP TABLE IF EXISTS {'pg_temp' if self.pg else 'temp'}.{STAGE_TABLE}")
 
 
-def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool) -> tuple[BatchResult, list]:
+def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool,
+             household: bool = True) -> tuple[BatchResult, list]:  # fmt: skip
     """The pooling rules and the writes, set-based over the staging table, in an order that keeps every
     statement to the rows it concerns: duplicates and rules on tubes that existed before touch few rows,
     and people and tubes are resolved by natural key in the final insert (hash joins, no per-row updates
@@ -438,7 +450,7 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
     if pending:
         if pg and rows > 2000 and pending < rows // 2:
             cur.execute(f"ANALYZE {t}")  # mostly a re-send: let the planner see how few rows are left
-        _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out)
+        _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out, household=household)
     if detail:
         cur.execute(f"SELECT line, status, scan_id FROM {t} WHERE status IS NOT NULL ORDER BY line")
         flagged = cur.fetchall()
@@ -459,11 +471,12 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
 
 
 _REFUSAL_FIELD = {TUBE_FULL: "tube", TUBE_RESULTED: "tube", TUBE_SEALED: "tube", TUBE_OTHER_CAMPAIGN: "tube",
-                  ALREADY_IN_TUBE: "document_number", UNKNOWN_GUARDIAN: "guardian_document"}  # fmt: skip
+                  ALREADY_IN_TUBE: "document_number", UNKNOWN_GUARDIAN: "guardian_document",
+                  OTHER_HOUSEHOLD: "tube"}  # fmt: skip
 
 
 def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None, now: datetime,
-                   out: BatchResult) -> None:  # fmt: skip
+                   out: BatchResult, household: bool) -> None:  # fmt: skip
     # 2. Unknown people join the registry, unverified, in the site's grid (the first line of each wins).
     if pg:
         cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
@@ -514,7 +527,11 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                       GROUP BY barcode, doc_type, doc_number HAVING COUNT(*) > 1) d
                     WHERE d.barcode = {t}.barcode AND d.doc_type = {t}.doc_type AND d.doc_number = {t}.doc_number
                       AND {t}.line > d.first AND {t}.status IS NULL""", [ALREADY_IN_TUBE])  # fmt: skip
-    # 5. Capacity, in line order, only where a tube would overflow. A tube this batch opens has the pool size
+    # 5. A household tube takes one household: the person of its first swab (stored, else this batch's first
+    # line) and whoever shares their address in the same grid. A person with no address is a household alone.
+    if household:
+        _household_rule(cur, t)
+    # 6. Capacity, in line order, only where a tube would overflow. A tube this batch opens has the pool size
     # of its first swab.
     cur.execute(f"""UPDATE {t} SET status = %s FROM (
                       SELECT s.line,
@@ -527,20 +544,19 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                         WHERE g.status IS NULL GROUP BY g.barcode, y.members, y.capacity
                         HAVING COALESCE(y.members, 0) + COUNT(*) > COALESCE(y.capacity, MIN(g.capacity)))) d
                     WHERE d.line = {t}.line AND d.n > d.cap""", [TUBE_FULL])  # fmt: skip
-    # 6. New tubes are opened by their first swab, already holding what this batch put in them.
+    # 7. New tubes are opened by their first swab, already holding what this batch put in them.
     collector = getattr(user, "username", "") or ""
     cur.execute(f"""INSERT INTO screening_tube (barcode, campaign_id, site_id, region_id, capacity, members,
                         collector, opened_at, sealed_at, result, is_retest)
-                    SELECT barcode, campaign_id, site_id, region, capacity, n, %s, collected_at,
-                           CASE WHEN n >= capacity THEN last END, '', %s
-                    FROM (SELECT s.barcode, s.campaign_id, s.site_id, s.region, s.capacity, s.collected_at,
-                                 ROW_NUMBER() OVER w AS k, COUNT(*) OVER p AS n, MAX(s.collected_at) OVER p AS last
-                          FROM {t} s WHERE s.status IS NULL AND s.tube_id IS NULL
-                          WINDOW w AS (PARTITION BY s.barcode ORDER BY s.line), p AS (PARTITION BY s.barcode)) f
-                    WHERE k = 1
+                    SELECT f.barcode, f.campaign_id, f.site_id, f.region, f.capacity, g.n, %s, f.collected_at,
+                           CASE WHEN g.n >= f.capacity THEN g.last END, '', %s
+                    FROM (SELECT barcode, MIN(line) AS first, COUNT(*) AS n, MAX(collected_at) AS last FROM {t}
+                          WHERE status IS NULL AND tube_id IS NULL GROUP BY barcode) g
+                    JOIN {t} f ON f.line = g.first
+                    ORDER BY g.first
                     ON CONFLICT (barcode) DO NOTHING""", [collector, False])  # fmt: skip
     out.tubes_opened = max(cur.rowcount, 0)
-    # 7. Write what passed, people and tubes resolved by their natural keys. The checks above leave nothing
+    # 8. Write what passed, people and tubes resolved by their natural keys. The checks above leave nothing
     # to conflict; should a terminal's batch land in between, the insert is redone skipping its rows.
     insert = f"""INSERT INTO screening_registration (scan_id, campaign_id, tube_id, person_id, site_id,
                      region_id, guardian_id, collected_at, digest, created_at)
@@ -569,6 +585,27 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                       AND people_person.guardian_id IS NULL""")
 
 
+def _household_rule(cur: Any, t: str) -> None:
+    """Refuse the swabs of other households in household tubes. The tube's household is that of its first stored
+    member, else of this batch's first line for it; a swab belongs if it is that person, or shares their
+    (non-empty) address in the same grid. Run only for batches with household tubes."""
+    cur.execute(f"""UPDATE {t} SET status = %s WHERE line IN (
+                      SELECT s.line FROM {t} s
+                      JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number
+                      JOIN (SELECT a.barcode, COALESCE(
+                                     (SELECT r.person_id FROM screening_registration r WHERE r.tube_id = a.tube_id
+                                      ORDER BY r.id LIMIT 1),
+                                     (SELECT q.id FROM {t} f JOIN people_person q ON q.document_type = f.doc_type
+                                                                                AND q.document_number = f.doc_number
+                                      WHERE f.line = a.first)) AS anchor
+                            FROM (SELECT barcode, MAX(tube_id) AS tube_id, MIN(line) AS first FROM {t}
+                                  WHERE status IS NULL AND household GROUP BY barcode) a) h ON h.barcode = s.barcode
+                      JOIN people_person hp ON hp.id = h.anchor
+                      WHERE s.status IS NULL AND s.household AND p.id <> hp.id
+                        AND NOT (hp.address <> '' AND p.address = hp.address AND p.region_id = hp.region_id))""",
+        [OTHER_HOUSEHOLD])  # fmt: skip
+
+
 def write_batch(rows: list[StagedRow], *, user: Any, run_id: int | None = None) -> BatchResult:
     """Stage, resolve and write one batch in one transaction (with its audit event)."""
     if not rows:
@@ -582,7 +619,8 @@ def write_batch(rows: list[StagedRow], *, user: Any, run_id: int | None = None) 
             stage.close(exc)
             raise
         stage.close()
-        out, _flagged = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=True)
+        out, _flagged = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=True,
+                                 household=stage.household)  # fmt: skip
         stage.drop()
         _audit_batch(user, stage.campaigns, stage.rows, out, run_id)
     return out
@@ -599,7 +637,7 @@ def _audit_batch(user: Any, campaigns: set[int], scans: int, out: BatchResult, r
 def _values(r: StagedRow) -> tuple:
     return (r.line, r.scan_id, r.barcode, r.doc_type, r.doc_number, r.name, r.phone, r.collected_at, r.site_id,
             r.campaign_id, r.capacity, r.person_region, r.birth_date, r.sex, r.digest, r.g_doc_type,
-            r.g_doc_number)  # fmt: skip
+            r.g_doc_number, r.household)  # fmt: skip
 
 
 def ingest_scans(user: Any, scans: list[dict[str, Any]], *, campaign: Any = None) -> list[ScanOutcome]:
@@ -649,8 +687,10 @@ def import_registrations(
     errors_path: str | Path | None = None,
     batch_size: int = FILE_BATCH,
     progress: Callable[[int], None] | None = None,
+    workers: int = 2,
 ) -> ImportSummary:
-    """A registration file (exported by sampling terminals that worked offline) into a campaign."""
+    """A registration file (exported by sampling terminals that worked offline) into a campaign. ``workers=1``
+    reads and writes on the caller's connection only."""
     from cordon.core.models import ImportRun
 
     path = Path(path)
@@ -662,7 +702,7 @@ def import_registrations(
     sites.preload()
     summary = _import(source.records(REGISTRATION_KEYS), lambda line, rec: clean_fields(line, *rec, sites),
                       _record_value, user=user, errors_path=errors_path, batch_size=batch_size, progress=progress,
-                      run_id=run.pk)  # fmt: skip
+                      run_id=run.pk, workers=workers)  # fmt: skip
     ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), accepted=summary.accepted,
                                                unchanged=summary.unchanged, rejected=summary.rejected,
                                                errors_path=summary.errors or "", status="done")  # fmt: skip
@@ -714,7 +754,7 @@ class _Shared:
 
 def _import(rows: Iterable[tuple[int, Any]], clean: Callable[[int, Any], tuple | ScanOutcome],
             value_of: Callable[[Any, str], str], *, user: Any, errors_path: str | Path | None, batch_size: int,
-            progress: Callable[[int], None] | None, run_id: int | None) -> ImportSummary:  # fmt: skip
+            progress: Callable[[int], None] | None, run_id: int | None, workers: int = 2) -> ImportSummary:  # fmt: skip
     """Each chunk of ``batch_size`` checked rows is copied into a staging table as it is read (the database
     ingests while Python parses) and then written with the same set-based rules as a terminal's batch, in
     one transaction. Memory does not grow with the file.
@@ -730,7 +770,7 @@ def _import(rows: Iterable[tuple[int, Any]], clean: Callable[[int, Any], tuple |
     summary.extra.update({"people_added": 0, "tubes_opened": 0})
     shared = _Shared(iter(rows), report, summary, threading.Lock(), threading.Condition())
     work = _Worker(shared, clean, value_of, user=user, batch_size=batch_size, progress=progress, run_id=run_id)
-    parallel = connection.vendor == "postgresql" and not connection.in_atomic_block
+    parallel = workers > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block
     if parallel:
         other = threading.Thread(target=work.run_in_thread, name="registrations-import", daemon=True)
         other.start()
@@ -821,7 +861,8 @@ class _Worker:
                 stage.close()
                 self._wait_turn(k)
                 if stage.rows:
-                    res, flagged = _resolve(cur, user=self.user, run_id=self.run_id, rows=stage.rows, detail=False)
+                    res, flagged = _resolve(cur, user=self.user, run_id=self.run_id, rows=stage.rows, detail=False,
+                                            household=stage.household)  # fmt: skip
                     _audit_batch(self.user, stage.campaigns, stage.rows, res, self.run_id)
                 else:
                     res, flagged = BatchResult(), []

@@ -36,6 +36,7 @@ from cordon.screening.ingest import (
     ALREADY_IN_TUBE,
     DUPLICATE_DIFFERENT,
     MAX_BATCH,
+    OTHER_HOUSEHOLD,
     TUBE_FULL,
     TUBE_OTHER_CAMPAIGN,
     TUBE_RESULTED,
@@ -55,7 +56,7 @@ from cordon.screening.models import Campaign, CampaignArea, Site
 SITE_TTL_S = 5.0
 
 _FIELD = {TUBE_FULL: "tube", TUBE_RESULTED: "tube", TUBE_SEALED: "tube", TUBE_OTHER_CAMPAIGN: "tube",
-          ALREADY_IN_TUBE: "document_number", UNKNOWN_GUARDIAN: "guardian_document"}  # fmt: skip
+          ALREADY_IN_TUBE: "document_number", UNKNOWN_GUARDIAN: "guardian_document", OTHER_HOUSEHOLD: "tube"}
 
 _sites: dict[tuple, tuple[float, Any]] = {}
 _sites_lock = threading.Lock()
@@ -160,7 +161,8 @@ def _json_rows(rows: list[StagedRow]) -> str:
                         "collected_at": r.collected_at.isoformat(), "site_id": r.site_id, "campaign_id": r.campaign_id,
                         "capacity": r.capacity, "region": r.person_region, "tube_region": r.tube_region,
                         "birth_date": r.birth_date.isoformat() if r.birth_date else None, "sex": r.sex,
-                        "digest": r.digest, "g_doc_type": r.g_doc_type, "g_doc_number": r.g_doc_number}
+                        "digest": r.digest, "g_doc_type": r.g_doc_type, "g_doc_number": r.g_doc_number,
+                        "household": r.household}
                        for r in rows], ensure_ascii=False)  # fmt: skip
 
 
@@ -174,24 +176,29 @@ def _json_rows(rows: list[StagedRow]) -> str:
 _SQL = """
 WITH s AS (
   SELECT j.*, r.digest AS stored_digest, r.digest IS NOT NULL AS stored, p.id AS known_id,
-         p.region_id AS known_region, g.id AS known_guardian, x.id AS stored_tube, x.campaign_id AS t_campaign,
+         p.region_id AS known_region, p.address AS known_address, h.id AS h_id, h.region_id AS h_region,
+         h.address AS h_address, g.id AS known_guardian, x.id AS stored_tube, x.campaign_id AS t_campaign,
          x.capacity AS t_capacity, x.members AS t_members, x.result AS t_result, x.sealed_at AS t_sealed,
          (x.id IS NOT NULL AND p.id IS NOT NULL AND EXISTS (
             SELECT 1 FROM screening_registration rr WHERE rr.tube_id = x.id AND rr.person_id = p.id)) AS in_tube
   FROM json_to_recordset(%(rows)s::json) AS j(line int, scan_id text, barcode text, doc_type text,
     doc_number text, name text, phone text, collected_at timestamptz, site_id bigint, campaign_id bigint,
     capacity int, region text, tube_region text, birth_date date, sex text, digest text, g_doc_type text,
-    g_doc_number text)
+    g_doc_number text, household boolean)
   -- LIMIT 1 keeps each lookup a per-line index probe whatever the table statistics say (a round starts
   -- with an empty tube table, and a hash join over a table that has since grown would read all of it).
   LEFT JOIN LATERAL (SELECT digest FROM screening_registration WHERE scan_id = j.scan_id LIMIT 1) r ON true
-  LEFT JOIN LATERAL (SELECT id, region_id FROM people_person
+  LEFT JOIN LATERAL (SELECT id, region_id, address FROM people_person
                      WHERE document_type = j.doc_type AND document_number = j.doc_number LIMIT 1) p ON true
   LEFT JOIN LATERAL (SELECT id FROM people_person
                      WHERE j.g_doc_number <> '' AND document_type = j.g_doc_type
                        AND document_number = j.g_doc_number LIMIT 1) g ON true
   LEFT JOIN LATERAL (SELECT id, campaign_id, capacity, members, result, sealed_at FROM screening_tube
                      WHERE barcode = j.barcode LIMIT 1) x ON true
+  -- A household tube's household: its first stored member's.
+  LEFT JOIN LATERAL (SELECT pp.id, pp.region_id, pp.address FROM screening_registration rr
+                     JOIN people_person pp ON pp.id = rr.person_id
+                     WHERE j.household AND rr.tube_id = x.id ORDER BY rr.id LIMIT 1) h ON true
 ), dup AS (
   SELECT s.*,
     CASE WHEN stored THEN CASE WHEN stored_digest = digest THEN 'duplicate' ELSE %(different)s::text END
@@ -213,7 +220,7 @@ WITH s AS (
   SELECT d.*,
     COALESCE(known_id, (SELECT n.id FROM new_people n
                         WHERE n.document_type = d.doc_type AND n.document_number = d.doc_number)) AS person_id,
-    COALESCE(known_region, region) AS person_region,
+    COALESCE(known_region, region) AS person_region, COALESCE(known_address, '') AS person_address,
     CASE WHEN g_doc_number <> '' THEN
       COALESCE(known_guardian, (SELECT n.id FROM new_people n
                                 WHERE n.document_type = d.g_doc_type AND n.document_number = d.g_doc_number))
@@ -233,9 +240,17 @@ WITH s AS (
 ), once AS (
   SELECT ruled.*, ROW_NUMBER() OVER (PARTITION BY barcode, doc_type, doc_number ORDER BY line) AS nth
   FROM ruled WHERE status3 IS NULL
+), hh AS (
+  -- A household tube takes the household of its first stored member, else of the batch's first line for it.
+  SELECT once.*,
+    (household AND person_id <> COALESCE(h_id, FIRST_VALUE(person_id) OVER w)
+     AND NOT (COALESCE(h_address, FIRST_VALUE(person_address) OVER w) <> ''
+              AND person_address = COALESCE(h_address, FIRST_VALUE(person_address) OVER w)
+              AND person_region = COALESCE(h_region, FIRST_VALUE(person_region) OVER w))) AS other_household
+  FROM once WHERE nth = 1 WINDOW w AS (PARTITION BY barcode, household ORDER BY line)
 ), counted AS (
-  SELECT once.*, members0 + ROW_NUMBER() OVER (PARTITION BY barcode ORDER BY line) AS filled
-  FROM once WHERE nth = 1
+  SELECT hh.*, members0 + ROW_NUMBER() OVER (PARTITION BY barcode ORDER BY line) AS filled
+  FROM hh WHERE other_household IS NOT TRUE
 ), acc AS (
   SELECT * FROM counted WHERE filled <= cap
 ), first_swabs AS (
@@ -275,6 +290,7 @@ SELECT line, status, NULL::bigint, NULL::bigint FROM dup WHERE status IS NOT NUL
 UNION ALL SELECT line, %(no_guardian)s::text, NULL, NULL FROM who WHERE g_doc_number <> '' AND guardian_id IS NULL
 UNION ALL SELECT line, status3, NULL, NULL FROM ruled WHERE status3 IS NOT NULL
 UNION ALL SELECT line, %(already)s::text, NULL, NULL FROM once WHERE nth > 1
+UNION ALL SELECT line, %(household)s::text, NULL, NULL FROM hh WHERE other_household
 UNION ALL SELECT line, %(full)s::text, NULL, NULL FROM counted WHERE filled > cap
 UNION ALL SELECT line, '=guardian', person_id, guardian_id FROM acc WHERE guardian_id IS NOT NULL
 UNION ALL SELECT -1, '=accepted', (SELECT COUNT(*) FROM acc), (SELECT COUNT(*) FROM registered)
@@ -293,7 +309,7 @@ def _write_pg(rows: list[StagedRow], user: Any, *, lock: bool = False) -> dict[i
     params = {"rows": _json_rows(rows), "now": now, "collector": getattr(user, "username", "") or "",
               "different": DUPLICATE_DIFFERENT, "no_guardian": UNKNOWN_GUARDIAN, "resulted": TUBE_RESULTED,
               "other_campaign": TUBE_OTHER_CAMPAIGN, "sealed": TUBE_SEALED, "already": ALREADY_IN_TUBE,
-              "full": TUBE_FULL}  # fmt: skip
+              "full": TUBE_FULL, "household": OTHER_HOUSEHOLD}  # fmt: skip
     # A server-side prepared statement: planning this statement costs more than running it.
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cur:

@@ -32,7 +32,7 @@ class _Sites:
 
     def __init__(self) -> None:
         site = self._Obj(id=1, region_id="430102001001001")
-        self.cache = {"S1": (site, self._Obj(id=2), 10)}
+        self.cache = {"S1": (site, self._Obj(id=2), 10, False)}
         self.today = date(2026, 11, 30)
 
     def resolve(self, code: str) -> object:
