@@ -267,6 +267,10 @@ def refresh(campaign: Campaign, *, rebuild: bool = False, wait: bool = True) -> 
         state = qs.first()
         if state is None:
             return None
+        if connection.vendor == "postgresql":
+            # The counts hash every person and swab of a round: keep those hashes in memory.
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL work_mem = '256MB'")
         reg_wm, person_wm = _safe_marks(state)
         if rebuild or state.dirty or state.rebuilt_at is None or state.registry_signature != signature:
             _rebuild(campaign, ranges, reg_wm, person_wm)

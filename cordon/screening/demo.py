@@ -1,6 +1,6 @@
 """Demo: a running screening round over 芙蓉区 (430102) and 岳麓区 (430104), mid-way.
 
-Sites in every community, 10:1 pools, most tubes resulted negative, three positive pools in recall (some
+Sites in every community, 10:1 pools (one tube per household in a sealed township), most tubes resulted negative, three positive pools in recall (some
 members re-sampled, one positive retest opening a case), invalid tubes on the resample list, tubes still at
 the lab, and people not yet sampled. Everything goes through the same paths as production: the set-based
 registration engine, the lab-file importer and the retest services.
@@ -39,8 +39,13 @@ def extend_demo(ctx: Any) -> None:
     lab_user = ctx.users.get("lab-terminal") or user
     now = ctx.now
     start = now - timedelta(hours=10)
+    # One township of 芙蓉区 is sealed (high risk): its sites swab one tube per household.
+    sealed = Region.objects.filter(level=Level.TOWNSHIP, parent_id=COUNTIES[0]).order_by("code").first()
+    areas = [{"region_code": c, "area_kind": "medium"} for c in COUNTIES]
+    if sealed is not None:
+        areas.append({"region_code": sealed.code, "area_kind": "high", "household_tubes": True})
     campaign = services.create_campaign(user, name="长沙市芙蓉区、岳麓区第1轮全员核酸", starts_at=start, start=True,
-                                        areas=[{"region_code": c, "area_kind": "medium"} for c in COUNTIES])  # fmt: skip
+                                        areas=areas)  # fmt: skip
     sites = []
     for comm in Region.objects.filter(level=Level.COMMUNITY, code__regex=r"^(430102|430104)").order_by("code"):
         grid = Region.objects.filter(parent=comm).order_by("code").first()
@@ -59,18 +64,22 @@ def extend_demo(ctx: Any) -> None:
     households = _households(people, rng)
     rng.shuffle(households)
     # Households come to the site together, so their swabs sit side by side in a tube.
-    sampled = [p for h in households[: int(len(households) * SAMPLED_SHARE)] for p in h]
-    # Group by site, fill tubes of 10 in order of arrival.
-    by_site: dict[str, list] = {}
-    for p in sampled:
-        site = site_by_community.get(p[5][:12]) or sites[0]
-        by_site.setdefault(site.code, []).append(p)
+    came = households[: int(len(households) * SAMPLED_SHARE)]
+    sampled = [p for h in came for p in h]
+    # Group by site, fill tubes of 10 in order of arrival (in the sealed township, one tube per household).
+    by_site: dict[str, list[list[tuple]]] = {}
+    for h in came:
+        site = site_by_community.get(h[0][5][:12]) or sites[0]
+        by_site.setdefault(site.code, []).append(h)
+    site_grid = {s.code: s.region_id for s in sites}
     rows = []
     line = 1
-    for code, members in sorted(by_site.items()):
-        for i, p in enumerate(members):
-            tube = f"{code}-{i // 10:05d}"
-            at = start + timedelta(minutes=20 + (i * 540) // max(len(members), 1) + rng.randint(0, 5))
+    for code, site_households in sorted(by_site.items()):
+        per_household = sealed is not None and site_grid[code].startswith(sealed.code)
+        members = [(k, p) for k, h in enumerate(site_households) for p in h]
+        for i, (k, p) in enumerate(members):
+            tube = f"{code}-H{k:05d}" if per_household else f"{code}-{i // 10:05d}"
+            at = start + timedelta(minutes=20 + (i * 540) // max(len(members), 1) + rng.randint(0, 5) * (not per_household))
             line += 1
             rows.append((line, {"scan_id": f"demo-{p[0]}", "tube": tube, "document_type": p[1],
                                 "document_number": p[2], "name": p[3], "phone": p[4], "site": code,

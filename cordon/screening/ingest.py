@@ -361,6 +361,7 @@ _STAGE_DDL = """CREATE TEMP TABLE {t} (line integer, scan_id text, barcode text,
 STAGE_TABLE = "screening_stage"
 _WORK_MEM = "256MB"  # per hash or sort of one large batch, on PostgreSQL
 _SQLITE_CHUNK = 5000
+_ANALYZE_AFTER = 50_000  # rows written by one file import
 
 
 class _Stage:
@@ -783,6 +784,15 @@ def _import(rows: Iterable[tuple[int, Any]], clean: Callable[[int, Any], tuple |
     if shared.failed is not None:
         raise shared.failed
     summary.errors = report.close()
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # A large file changes the tables' sizes by whole factors: give the planner the new figures now rather
+        # than when autovacuum gets round to it, or the coverage count that follows picks nested loops.
+        with connection.cursor() as cur:
+            if summary.accepted >= _ANALYZE_AFTER:
+                cur.execute("ANALYZE screening_registration")
+                cur.execute("ANALYZE screening_tube")
+            if summary.extra["people_added"] >= _ANALYZE_AFTER:
+                cur.execute("ANALYZE people_person")
     return summary
 
 

@@ -73,7 +73,16 @@ def _area_ranges(user: Any, campaign: Campaign) -> list[tuple[str, str, Campaign
             continue
         r = prefix_range("x", eff)
         out.append((r["x__gte"], r["x__lt"], a))
-    return out
+    # A covered region inside another (a sealed township with its own pool size inside a county) is counted
+    # with the region around it, never twice. Of equal ranges, the area that is exactly that region names it.
+    out.sort(key=lambda r: (r[0], r[2].region.prefix != r[0]))
+    kept: list[tuple[str, str, CampaignArea]] = []
+    for lo, hi, a in out:
+        if any(klo <= lo and hi <= khi for klo, khi, _k in kept):
+            continue
+        kept = [k for k in kept if not (lo <= k[0] and k[1] <= hi)]
+        kept.append((lo, hi, a))
+    return kept
 
 
 def target_people(user: Any, campaign: Campaign) -> QuerySet[Person]:

@@ -112,3 +112,24 @@ def test_registration_file_applies_the_household_rule(tmp_path, sealed, folk, te
     assert summary.accepted == len(scans) - len(EXPECTED)
     assert Registration.objects.filter(tube__barcode="H1").count() == 4
     assert Tube.objects.get(barcode="H4").members == 1
+
+
+def test_a_sealed_township_inside_a_covered_county_is_counted_once(tester, site, person_factory, terminal, scan,
+                                                                    make_user):  # fmt: skip
+    from cordon.people.models import Person
+    from cordon.screening import queries
+
+    c = services.create_campaign(tester, name="嵌套", start=True, starts_at=timezone.now() - timedelta(hours=1),
+                                 areas=[{"region_code": "430102", "area_kind": "medium"},
+                                        {"region_code": "430102001", "area_kind": "high",
+                                         "household_tubes": True}])  # fmt: skip
+    people = [person_factory(name=f"人{i}", address=f"路{i % 2}号") for i in range(5)]
+    ingest.ingest_scans(terminal, [scan("N1", person=people[0], scan_id="n1")], campaign=c)
+    target = Person.objects.filter(region__code__startswith="430102").count()
+    rows = queries.coverage(tester, c)
+    assert [r["code"] for r in rows] == ["430102"]
+    assert queries.totals(tester, c)["target"] == target and queries.totals(tester, c)["sampled"] == 1
+    # Someone whose jurisdiction is the township sees the township once, named as such.
+    local = make_user("township", role="testing", region="430102001")
+    assert [(r["code"], r["target"]) for r in queries.coverage(local, c)] == [
+        ("430102001", Person.objects.filter(region__code__startswith="430102001").count())]
