@@ -399,11 +399,14 @@ def household_registry(user: Any, campaign: Campaign, keys: list[tuple[str, str]
     """For the households in a tube: how many people the registry holds at that address and grid, and how many
     of them have been sampled in the round (a household tube should carry them all)."""
     prefix = jurisdiction_prefix(user) or "\x00"
-    out = {}
-    for region_id, address in keys:
-        if address.startswith("#") or not region_id.startswith(prefix):
-            continue
-        people = Person.objects.filter(region_id=region_id, address=address)
-        sampled = people.filter(Exists(Registration.objects.filter(campaign=campaign, person_id=OuterRef("pk"))))
-        out[(region_id, address)] = {"registry": people.count(), "sampled": sampled.count()}
-    return out
+    wanted = [(r, a) for r, a in keys if not a.startswith("#") and r.startswith(prefix)]
+    if not wanted:
+        return {}
+    at = Q()
+    for region_id, address in wanted:
+        at |= Q(region_id=region_id, address=address)
+    swabbed = Exists(Registration.objects.filter(campaign=campaign, person_id=OuterRef("pk")))
+    rows = (Person.objects.filter(at).values("region_id", "address")
+            .annotate(registry=Count("id"), sampled=Count("id", filter=Q(swabbed))))  # fmt: skip
+    counts = {(r["region_id"], r["address"]): {"registry": r["registry"], "sampled": r["sampled"]} for r in rows}
+    return {k: counts.get(k, {"registry": 0, "sampled": 0}) for k in wanted}

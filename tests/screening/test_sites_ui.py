@@ -128,7 +128,7 @@ def test_labs_created_and_edited_by_the_city_only(tester, make_user, client_for,
 
 
 def test_tube_members_grouped_by_household(campaign, site, terminal, tester, scan, person_factory, client_for,
-                                           make_user):  # fmt: skip
+                                           make_user, django_assert_num_queries):  # fmt: skip
     home = [person_factory(FR_GRID, name=f"王{i}", address="人民路1号") for i in range(3)]
     neighbour = person_factory(FR_GRID, name="李邻", address="人民路2号")
     alone = person_factory(FR_GRID, name="赵独", address="")
@@ -147,6 +147,13 @@ def test_tube_members_grouped_by_household(campaign, site, terminal, tester, sca
     assert 'id="household-count">4<' in page
     registry = queries.household_registry(tester, campaign, [(FR_GRID, "人民路1号")])
     assert registry[(FR_GRID, "人民路1号")] == {"registry": 4, "sampled": 3}
+    # Every household of a tube is counted by one query, whatever their number.
+    with django_assert_num_queries(1):
+        both = queries.household_registry(tester, campaign, [(FR_GRID, "人民路1号"), (FR_GRID, "人民路2号"),
+                                                             (FR_GRID, "人民路9号"), (FR_GRID, "#5")])  # fmt: skip
+    assert both == {(FR_GRID, "人民路1号"): {"registry": 4, "sampled": 3},
+                    (FR_GRID, "人民路2号"): {"registry": 1, "sampled": 1},
+                    (FR_GRID, "人民路9号"): {"registry": 0, "sampled": 0}}  # fmt: skip
     # A county user sees only the members living in their county; the others are counted.
     county = make_user("fr", role="testing", region="430102")
     scoped = queries.tube_households(county, [queries.get_tube(county, "HT1")])
