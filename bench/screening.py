@@ -5,7 +5,8 @@ registry holding the same people. Timed stages, end to end through Cordon's own 
 
 * registrations: ``cordon.screening.ingest.import_registrations`` on a CSV of N swabs (parse, validate
   every document, stage with COPY into a temp table, resolve people and tubes by join, check the pooling
-  rules set-based, insert);
+  rules set-based, insert; two workers on two connections, one staging the next batch while the other
+  writes, unless ``--workers 1``);
 * results: ``cordon.screening.results.import_results`` on the lab file (one row per tube; the positive
   pools go through the cascade: holds, single-tube retests, ``pool.positive``);
 * recall: the open recall list (members of positive pools), fully read;
@@ -55,6 +56,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--db", default="cordon_bench_screening")
     p.add_argument("--keep", action="store_true", help="keep the database afterwards")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--batch", type=int, default=0, help="rows per registration transaction (default: the engine's)")
+    p.add_argument("--workers", type=int, default=2, help="registration import workers (1: one connection)")
     return p.parse_args()
 
 
@@ -196,7 +199,7 @@ def build(args: argparse.Namespace, work: Path) -> dict:
             "positive_people": len(positives), "sites": n_sites}  # fmt: skip
 
 
-def round_stages(ctx: dict) -> dict:
+def round_stages(ctx: dict, args: argparse.Namespace) -> dict:
     from cordon.screening import queries
     from cordon.screening.ingest import import_registrations
     from cordon.screening.models import Retest
@@ -206,7 +209,9 @@ def round_stages(ctx: dict) -> dict:
     admin, campaign = ctx["admin"], ctx["campaign"]
     with RssSampler() as rss:
         t = time.perf_counter()
-        s = import_registrations(ctx["reg_path"], campaign=campaign, user=admin, errors_path=None)
+        opts = {"batch_size": args.batch} if args.batch else {}
+        s = import_registrations(ctx["reg_path"], campaign=campaign, user=admin, errors_path=None,
+                                 workers=args.workers, **opts)  # fmt: skip
         out["registrations_s"] = round(time.perf_counter() - t, 2)
         out["registrations_accepted"] = s.accepted
         out["registrations_rejected"] = s.rejected
@@ -306,7 +311,11 @@ def main() -> None:
                          "prevalence": args.prevalence, "tubes": ctx["tubes"], "sites": ctx["sites"],
                          "positive_people": ctx["positive_people"], "positive_pools": ctx["positive_pools"],
                          "build_s": round(time.perf_counter() - t, 1)}  # fmt: skip
-        figures.update(round_stages(ctx))
+        figures.update(round_stages(ctx, args))
+        from cordon.screening.ingest import FILE_BATCH
+
+        figures["registration_batch"] = args.batch or FILE_BATCH
+        figures["registration_workers"] = args.workers
         figures.update(floor(ctx))
         figures["round_rows_per_s"] = round((args.people + ctx["tubes"]) / figures["round_s"])
         figures["ratio_vs_floor"] = round(figures["floor_s"] / figures["round_s"], 3)
