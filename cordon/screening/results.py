@@ -1,9 +1,11 @@
 """Lab result files: CSV (UTF-8/GBK) or XLSX, Chinese or English headers.
 
 A round's results are almost all first-time negatives; those are written set-based a batch at a time (one
-INSERT of result versions, one UPDATE of tubes, one audit event). Positives, invalids and corrections are
-few and each needs its cascade (holds, retests, cases), so they go one by one through
-``services.record_result``. Idempotent: the same file again finds every row unchanged.
+INSERT of result versions, one UPDATE of tubes, one audit event). The first results of positive pools and
+invalid tubes are set-based too, all of a batch together (``services.record_first_results``: one statement per
+kind of row for the holds and retests, whatever the number of pools). Corrections, single-tube positives and
+retest tubes are few and go one by one through ``services.record_result``. Idempotent: the same file again
+finds every row unchanged.
 """
 
 from __future__ import annotations
@@ -53,6 +55,27 @@ def parse_ct(text: str) -> float | None:
     return round(v, 2)
 
 
+def _parse_fields(result_text: str, ct1_text: str, ct2_text: str, tested_text: str) -> tuple:
+    """(result, Ct ORF1ab, Ct N, tested at), or (None, (column, value, reason)) for the first bad cell."""
+    try:
+        result = parse_result(result_text)
+    except ValueError as exc:
+        return None, ("result", result_text, str(exc))
+    cts = []
+    for column, text in (("ct_orf1ab", ct1_text), ("ct_n", ct2_text)):
+        try:
+            cts.append(parse_ct(text))
+        except ValueError as exc:
+            return None, (column, text, str(exc) if "Ct" in str(exc) else "not a number")
+    tested = None
+    if tested_text:
+        try:
+            tested = parse_time(tested_text)
+        except ValueError:
+            return None, ("tested_at", tested_text, "not a time")
+    return result, cts[0], cts[1], tested
+
+
 def import_results(
     path: str | Path,
     *,
@@ -78,35 +101,18 @@ def import_results(
     seen: dict[str, tuple[int, tuple]] = {}
     batch: list[tuple[int, str, str, float | None, float | None, datetime | None]] = []
     done = 0
-    for line, row in source.rows():
-        barcode = row.get("tube", "").strip()
-        try:
-            result = parse_result(row.get("result", ""))
-        except ValueError as exc:
-            report.add(RowError(line, "result", row.get("result", ""), str(exc)))
+    parsed: dict[tuple[str, str, str, str], tuple] = {}
+    for line, (barcode, *cells) in source.records(("tube", "result", "ct_orf1ab", "ct_n", "tested_at")):
+        # A lab file repeats a handful of distinct results, Ct values and times: each is parsed once.
+        fields = tuple(cells)
+        got = parsed.get(fields)
+        if got is None:
+            got = parsed[fields] = _parse_fields(*fields)
+        if got[0] is None:
+            report.add(RowError(line, *got[1]))
             summary.rejected += 1
             continue
-        try:
-            ct1 = parse_ct(row.get("ct_orf1ab", ""))
-        except ValueError as exc:
-            report.add(RowError(line, "ct_orf1ab", row.get("ct_orf1ab", ""), str(exc) if "Ct" in str(exc)
-                                else "not a number"))  # fmt: skip
-            summary.rejected += 1
-            continue
-        try:
-            ct2 = parse_ct(row.get("ct_n", ""))
-        except ValueError as exc:
-            report.add(RowError(line, "ct_n", row.get("ct_n", ""), str(exc) if "Ct" in str(exc) else "not a number"))
-            summary.rejected += 1
-            continue
-        tested = None
-        if row.get("tested_at"):
-            try:
-                tested = parse_time(row["tested_at"])
-            except ValueError:
-                report.add(RowError(line, "tested_at", row["tested_at"], "not a time"))
-                summary.rejected += 1
-                continue
+        result, ct1, ct2, tested = got
         if not barcode:
             report.add(RowError(line, "tube", "", "required"))
             summary.rejected += 1
@@ -143,38 +149,53 @@ def import_results(
 
 def _write(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, summary: ImportSummary,
            report: ErrorReport) -> None:  # fmt: skip
-    from cordon.screening.services import record_result
+    """One batch in one transaction. First-time negatives (nearly every row) are written set-based: on
+    PostgreSQL entirely in SQL (``_stage``), which hands back only the rows that need more than that. Positive
+    pools and invalid tubes seen for the first time go through the set-based cascade
+    (``record_first_results``); corrections, single-tube positives and retest tubes through ``record_result``."""
+    from cordon.screening.services import record_first_results, record_result
 
-    tubes: dict[str, tuple] = {}
-    codes = [b[1] for b in batch]
-    for i in range(0, len(codes), 900):
-        for row in Tube.objects.filter(barcode__in=codes[i : i + 900]).values_list(
-            "barcode", "id", "result", "ct_orf1ab", "ct_n", "region_id", "is_retest", "capacity", "received_at",
-            "sealed_at",
-        ):
-            tubes[row[0]] = row
     now = timezone.now()
-    fast: list[tuple] = []
-    slow: list[tuple] = []
-    for line, barcode, result, ct1, ct2, tested in batch:
-        t = tubes.get(barcode)
-        if t is None or (prefix is not None and not t[5].startswith(prefix)):
-            report.add(RowError(line, "tube", barcode, "unknown tube"))
-            summary.rejected += 1
-            continue
-        if t[2] == result and t[3] == ct1 and t[4] == ct2:
-            summary.unchanged += 1
-            continue
-        if not t[2] and result == Result.NEGATIVE and not t[6]:
-            fast.append((t[1], result, ct1, ct2, tested or now))
-        else:
-            slow.append((line, t[1], result, ct1, ct2, tested))
     with transaction.atomic():
+        written = 0  # first negatives the stage wrote itself
+        if connection.vendor == "postgresql":
+            written, unchanged, rest = _stage(batch, lab, user, prefix, run_id, now)
+            summary.unchanged += unchanged
+        else:
+            tubes = _tubes([b[1] for b in batch])
+            rest = [(*b, tubes.get(b[1])) for b in batch]
+        fast: list[tuple] = []
+        first: list[tuple] = []
+        slow: list[tuple] = []
+        for line, barcode, result, ct1, ct2, tested, t in rest:
+            # t: id, result, ct_orf1ab, ct_n, region, is_retest, capacity
+            if t is None or (prefix is not None and not t[4].startswith(prefix)):
+                report.add(RowError(line, "tube", barcode, "unknown tube"))
+                summary.rejected += 1
+                continue
+            if t[1] == result and t[2] == ct1 and t[3] == ct2:
+                summary.unchanged += 1
+                continue
+            if t[1] or t[5]:  # a correction, or a retest tube (resolves its retests)
+                slow.append((line, t[0], result, ct1, ct2, tested))
+            elif result == Result.NEGATIVE:
+                fast.append((t[0], result, ct1, ct2, tested or now))
+            elif result == Result.INVALID or t[6] > 1:  # a positive pool or an invalid tube: set-based cascade
+                first.append((t[0], result, ct1, ct2, tested))
+            else:  # a single-tube positive opens a case
+                slow.append((line, t[0], result, ct1, ct2, tested))
         if fast:
             _fast_negatives(fast, lab, user, run_id, now)
-            summary.accepted += len(fast)
+        negatives = written + len(fast)
+        if negatives:
+            summary.accepted += negatives
             audit.record(user or "lab", "screening.results_batch", lab, region_code=lab.region_id,
-                         changes={"negative": len(fast), "import_run": run_id})  # fmt: skip
+                         changes={"negative": negatives, "import_run": run_id})  # fmt: skip
+        if first:
+            record_first_results(user, first, lab=lab, import_run=run_id)
+            summary.accepted += len(first)
+            summary.extra["positive"] += sum(1 for r in first if r[1] == Result.POSITIVE)
+            summary.extra["invalid"] += sum(1 for r in first if r[1] == Result.INVALID)
         for _line, tube_id, result, ct1, ct2, tested in slow:
             tube = Tube.objects.select_for_update().get(pk=tube_id)
             was = tube.result
@@ -194,32 +215,79 @@ def _write(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, su
                 summary.extra["invalid"] += 1
 
 
+_TUBE_FIELDS = ("id", "result", "ct_orf1ab", "ct_n", "region_id", "is_retest", "capacity")
+
+
+def _tubes(codes: list[str]) -> dict[str, tuple]:
+    """The batch's tubes by barcode, with what sorting a row needs."""
+    out: dict[str, tuple] = {}
+    for i in range(0, len(codes), 900):
+        for row in Tube.objects.filter(barcode__in=codes[i : i + 900]).values_list("barcode", *_TUBE_FIELDS):
+            out[row[0]] = row[1:]
+    return out
+
+
+# A row the stage writes itself: a tube in reach without a result, not a retest tube, reported negative.
+# ``_UNCHANGED``: a tube in reach that already holds this very result. Rows that are neither come back to Python.
+_IN_REACH = "(%(prefix)s::text IS NULL OR left(t.region_id, length(%(prefix)s::text)) = %(prefix)s::text)"
+_FAST = f"({_IN_REACH} AND t.result = '' AND NOT t.is_retest AND s.result = 'negative')"
+_UNCHANGED = (f"({_IN_REACH} AND t.result = s.result AND t.ct_orf1ab IS NOT DISTINCT FROM s.ct1"
+              " AND t.ct_n IS NOT DISTINCT FROM s.ct2)")  # fmt: skip
+_STAGE_SQL = {
+    "create": """CREATE TEMP TABLE screening_result_stage (line integer, barcode text, result text,
+                 ct1 double precision, ct2 double precision, tested timestamptz) ON COMMIT DROP""",
+    "rest": f"""SELECT s.line, t.id, t.result, t.ct_orf1ab, t.ct_n, t.region_id, t.is_retest, t.capacity
+                FROM screening_result_stage s LEFT JOIN screening_tube t ON t.barcode = s.barcode
+                WHERE t.id IS NULL OR NOT ({_FAST} OR {_UNCHANGED})
+                ORDER BY s.line""",
+    "write": f"""WITH f AS MATERIALIZED (
+                   SELECT t.id, s.result, s.ct1, s.ct2, COALESCE(s.tested, %(now)s) AS tested
+                   FROM screening_result_stage s JOIN screening_tube t ON t.barcode = s.barcode WHERE {_FAST}
+                 ), u AS (
+                   UPDATE screening_tube t SET result = f.result, ct_orf1ab = f.ct1, ct_n = f.ct2,
+                     resulted_at = f.tested, lab_id = COALESCE(t.lab_id, %(lab)s),
+                     received_at = COALESCE(t.received_at, f.tested), sealed_at = COALESCE(t.sealed_at, f.tested)
+                   FROM f WHERE t.id = f.id
+                 )
+                 INSERT INTO screening_tuberesult (tube_id, version, result, ct_orf1ab, ct_n, tested_at, lab_id, by_id,
+                                                   at, import_run, is_correction)
+                 SELECT f.id, 1, f.result, f.ct1, f.ct2, f.tested, %(lab)s, %(by)s, %(now)s, %(run)s, false FROM f""",
+}
+
+
+def _stage(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, now: datetime) -> tuple:
+    """PostgreSQL: the batch is copied into a temporary table and joined to the tubes there, so the first
+    negatives are one statement (tubes and result versions) and only the other rows travel back, with their
+    tube. Returns (negatives written, rows unchanged, the other rows as ``_write`` sorts them)."""
+    import psycopg
+
+    params = {"prefix": prefix, "now": now, "lab": lab.pk, "by": getattr(user, "pk", None), "run": run_id}
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.execute("DROP TABLE IF EXISTS pg_temp.screening_result_stage")
+        cur.execute(_STAGE_SQL["create"])
+        with cur.copy("COPY screening_result_stage FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "text", "text", "float8", "float8", "timestamptz"])
+            for row in batch:
+                copy.write_row(row)
+        cur.execute("ANALYZE screening_result_stage")
+        cur.execute(_STAGE_SQL["rest"], params)
+        by_line = {b[0]: b for b in batch}
+        rest = [(*by_line[r[0]], None if r[1] is None else r[1:]) for r in cur.fetchall()]
+        cur.execute(_STAGE_SQL["write"], params)
+        written = cur.rowcount
+        cur.execute("DROP TABLE screening_result_stage")
+    # Every staged row is exactly one of: written here, unchanged, or handed back.
+    return written, len(batch) - written - len(rest), rest
+
+
 def _fast_negatives(rows: list[tuple], lab: Lab, user: Any, run_id: int, now: datetime) -> None:
+    """First negatives where ``_stage`` does not run (SQLite): bulk statements through the ORM."""
     by = getattr(user, "pk", None)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("DROP TABLE IF EXISTS pg_temp.screening_result_stage")
-            cur.execute("""CREATE TEMP TABLE screening_result_stage (tube_id bigint, result varchar(10),
-                           ct1 double precision, ct2 double precision, tested timestamptz) ON COMMIT DROP""")
-            with cur.cursor.copy("COPY screening_result_stage FROM STDIN") as copy:
-                for r in rows:
-                    copy.write_row(r)
-            cur.execute("""INSERT INTO screening_tuberesult (tube_id, version, result, ct_orf1ab, ct_n, tested_at,
-                               lab_id, by_id, at, import_run, is_correction)
-                           SELECT tube_id, 1, result, ct1, ct2, tested, %s, %s, %s, %s, false
-                           FROM screening_result_stage""", [lab.pk, by, now, run_id])  # fmt: skip
-            cur.execute("""UPDATE screening_tube t SET result = s.result, ct_orf1ab = s.ct1, ct_n = s.ct2,
-                               resulted_at = s.tested, lab_id = COALESCE(t.lab_id, %s),
-                               received_at = COALESCE(t.received_at, s.tested),
-                               sealed_at = COALESCE(t.sealed_at, s.tested)
-                           FROM screening_result_stage s WHERE t.id = s.tube_id""", [lab.pk])
-            cur.execute("DROP TABLE screening_result_stage")
-        return
     TubeResult.objects.bulk_create(
         [TubeResult(tube_id=r[0], version=1, result=r[1], ct_orf1ab=r[2], ct_n=r[3], tested_at=r[4], lab=lab,
                     by_id=by, at=now, import_run=run_id) for r in rows],
         batch_size=2000,
-    )
+    )  # fmt: skip
     objs = list(Tube.objects.filter(pk__in=[r[0] for r in rows]))
     got = {r[0]: r for r in rows}
     for t in objs:

@@ -11,8 +11,8 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Count, F
 from django.utils import timezone
 
 from cordon.core import audit, events
@@ -236,7 +236,7 @@ def receive_tubes(user: Any, lab: Lab, barcodes: list[str], at: datetime | None 
         Tube.objects.filter(pk__in=fresh).update(received_at=at, lab=lab, sealed_at=F("sealed_at"))
         Tube.objects.filter(pk__in=fresh, sealed_at__isnull=True).update(sealed_at=at)
         audit.record(user, "screening.tubes_received", lab, region_code=lab.region_id,
-                     changes={"received": len(fresh), "unknown": sum(1 for v in out.values() if v == "unknown")})
+                     changes={"received": len(fresh), "unknown": sum(1 for v in out.values() if v == "unknown")})  # fmt: skip
     return out
 
 
@@ -285,27 +285,130 @@ def record_result(user: Any, tube: Tube, result: str, *, ct_orf1ab: float | None
     return "updated" if current else "accepted"
 
 
+def record_first_results(user: Any, rows: list[tuple[int, str, float | None, float | None, datetime | None]], *,
+                         lab: Lab | None = None, import_run: int | None = None) -> None:  # fmt: skip
+    """``record_result`` for many tubes that have no result yet, each a positive pool or an invalid tube
+    (rows: tube id, result, Ct ORF1ab, Ct N, tested at): the same result versions, tube fields and audit
+    events, with the cascade set-based (``positive_pools``, ``_resample_many``) instead of a round of
+    queries per tube. Runs inside the caller's transaction; other tubes go through ``record_result``."""
+    if not rows:
+        return
+    now = timezone.now()
+    by = user.pk if getattr(user, "pk", None) else None
+    ids = [r[0] for r in rows]
+    tubes: dict[int, Tube] = {}
+    versions: dict[int, int] = {}
+    for chunk in _chunks(ids):
+        tubes.update((t.pk, t) for t in Tube.objects.select_for_update().filter(pk__in=chunk))
+        versions.update(TubeResult.objects.filter(tube_id__in=chunk).values("tube_id").annotate(n=Count("id"))
+                        .values_list("tube_id", "n"))  # fmt: skip
+    fresh: list[TubeResult] = []
+    for tube_id, result, ct1, ct2, tested in rows:
+        tube = tubes[tube_id]
+        pool = result == Result.POSITIVE and tube.capacity > 1
+        if tube.result or tube.is_retest or not (pool or result == Result.INVALID):
+            raise ValueError(f"tube {tube.barcode}: not a first result of a pool or an invalid tube")
+        fresh.append(TubeResult(tube=tube, version=versions.get(tube_id, 0) + 1, result=result, ct_orf1ab=ct1,
+                                ct_n=ct2, tested_at=tested, lab=lab or tube.lab, by_id=by, at=now,
+                                import_run=import_run, is_correction=False))  # fmt: skip
+        tube.result, tube.ct_orf1ab, tube.ct_n, tube.resulted_at = result, ct1, ct2, tested or now
+        if lab is not None and tube.lab_id is None:
+            tube.lab = lab
+        if tube.received_at is None:
+            tube.received_at = tube.resulted_at
+        if tube.sealed_at is None:
+            tube.sealed_at = tube.resulted_at
+    TubeResult.objects.bulk_create(fresh, batch_size=_CHUNK)
+    Tube.objects.bulk_update(list(tubes.values()), ["result", "ct_orf1ab", "ct_n", "resulted_at", "lab", "received_at",
+                                                    "sealed_at"], batch_size=_CHUNK)  # fmt: skip
+    for v in fresh:
+        _audit_tube(user, "screening.result", tubes[v.tube_id],
+                    {"result": v.result, "version": v.version, "correction": False, "previous": "",
+                     "ct_orf1ab": v.ct_orf1ab, "ct_n": v.ct_n})  # fmt: skip
+    pools = [tubes[r[0]] for r in rows if r[1] == Result.POSITIVE]
+    if pools:
+        positive_pools(user, pools)
+    invalid = [tubes[r[0]] for r in rows if r[1] == Result.INVALID]
+    if invalid:
+        _resample_many(user, invalid)
+
+
 def positive_pool(user: Any, tube: Tube) -> list[Retest]:
     """Every member held in place and re-sampled by single tube within the policy's clock."""
+    return positive_pools(user, [tube])[tube.pk]
+
+
+def positive_pools(user: Any, tubes: list[Tube]) -> dict[int, list[Retest]]:
+    """``positive_pool`` for many tubes at once (a lab file's positives): one INSERT…SELECT of holds and one
+    of retests from the pools' registrations, whatever the number of pools, then per pool its audit event and
+    ``pool.positive`` (the command centre's task). Members already held or already ordered a retest for the
+    same tube are skipped, so a repeated call adds nothing. Returns each tube's pending retests."""
     pp = active_policy().screening.positive_pool
     now = timezone.now()
     due = now + timedelta(hours=float(pp.hold_and_resample_hours))
-    members = list(Registration.objects.filter(tube=tube).values_list("person_id", "region_id"))
-    held = set(Hold.objects.filter(tube=tube).values_list("person_id", flat=True))
+    ids = [t.pk for t in tubes]
+    members = _member_counts(ids)
     if pp.hold_in_place:
-        Hold.objects.bulk_create([Hold(person_id=p, tube=tube, campaign_id=tube.campaign_id, region_id=r, placed_at=now)
-                                  for p, r in members if p not in held])  # fmt: skip
-    existing = set(Retest.objects.filter(source_tube=tube, reason=Retest.Reason.POSITIVE_POOL)
-                   .values_list("person_id", flat=True))  # fmt: skip
-    Retest.objects.bulk_create([Retest(person_id=p, source_tube=tube, campaign_id=tube.campaign_id, region_id=r,
-                                       reason=Retest.Reason.POSITIVE_POOL, ordered_at=now, due_at=due)
-                                for p, r in members if p not in existing])  # fmt: skip
-    retests = list(Retest.objects.filter(source_tube=tube, reason=Retest.Reason.POSITIVE_POOL,
-                                         status=Retest.Status.PENDING))  # fmt: skip
-    audit.record(user or "lab", "screening.pool_positive", tube, region_code=tube.region_id,
-                 changes={"members": len(members), "retests": len(retests), "due": due.isoformat()})  # fmt: skip
-    events.emit("pool.positive", tube=tube, retests=retests, user=user)
-    return retests
+        _from_members(Hold, ids, {"status": Hold.Status.ACTIVE, "placed_at": now}, ("tube_id", "person_id"))
+    _from_members(Retest, ids, {"reason": Retest.Reason.POSITIVE_POOL, "status": Retest.Status.PENDING,
+                                "ordered_at": now, "due_at": due},
+                  ("source_tube_id", "person_id"), {"reason": Retest.Reason.POSITIVE_POOL})  # fmt: skip
+    pending: dict[int, list[Retest]] = {pk: [] for pk in ids}
+    for chunk in _chunks(ids):
+        for r in Retest.objects.filter(source_tube_id__in=chunk, reason=Retest.Reason.POSITIVE_POOL,
+                                       status=Retest.Status.PENDING).order_by("pk"):  # fmt: skip
+            pending[r.source_tube_id].append(r)
+    for tube in tubes:
+        retests = pending[tube.pk]
+        _audit_tube(user, "screening.pool_positive", tube,
+                    {"members": members.get(tube.pk, 0), "retests": len(retests), "due": due.isoformat()})  # fmt: skip
+        events.emit("pool.positive", tube=tube, retests=retests, user=user)
+    return pending
+
+
+# Rows per statement of the set-based cascade: under SQLite's limit of bound parameters.
+_CHUNK = 500
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+
+
+def _member_counts(tube_ids: list[int]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for chunk in _chunks(tube_ids):
+        counts.update(Registration.objects.filter(tube_id__in=chunk).values("tube_id").annotate(n=Count("id"))
+                      .values_list("tube_id", "n"))  # fmt: skip
+    return counts
+
+
+def _from_members(model: Any, tube_ids: list[int], values: dict[str, Any], key: tuple[str, str],
+                  match: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """One row of ``model`` (Hold or Retest) per member of each tube, in one INSERT…SELECT from the
+    registrations: person, tube, the tube's campaign and the member's region as ``positive_pool`` always took
+    them, plus the constant ``values``. A member whose row exists (same tube and person on ``key``, and
+    ``match``) is skipped, which is what makes the cascade idempotent."""
+    ops = connection.ops
+    table, reg, tube = model._meta.db_table, Registration._meta.db_table, Tube._meta.db_table
+    columns = ["person_id", key[0], "campaign_id", "region_id", *values]
+    consts = [ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for v in values.values()]
+    exists = " AND ".join([f"x.{key[0]} = r.tube_id", f"x.{key[1]} = r.person_id",
+                           *(f"x.{c} = %s" for c in match or {})])  # fmt: skip
+    with connection.cursor() as cur:
+        for chunk in _chunks(tube_ids):
+            marks = ", ".join(["%s"] * len(chunk))
+            cur.execute(f"""INSERT INTO {table} ({", ".join(columns)})
+                            SELECT r.person_id, r.tube_id, t.campaign_id, r.region_id{", %s" * len(consts)}
+                            FROM {reg} r JOIN {tube} t ON t.id = r.tube_id
+                            WHERE r.tube_id IN ({marks})
+                              AND NOT EXISTS (SELECT 1 FROM {table} x WHERE {exists})""",
+                        [*consts, *chunk, *(match or {}).values()])  # fmt: skip
+
+
+def _audit_tube(user: Any, action: str, tube: Tube, changes: dict[str, Any]) -> None:
+    """One event on a tube: ``audit.append`` (one statement on PostgreSQL), same fields as ``audit.record``."""
+    audit.append(user or "lab", action, object_type=Tube._meta.label_lower, object_id=str(tube.pk),
+                 region_code=tube.region_id, changes=changes)  # fmt: skip
 
 
 def _withdraw_positive(user: Any, tube: Tube) -> None:
@@ -320,15 +423,20 @@ def _withdraw_positive(user: Any, tube: Tube) -> None:
 
 def _resample(user: Any, tube: Tube) -> None:
     """An invalid tube: its members go on the resample list (no hold: nothing positive is known)."""
+    _resample_many(user, [tube])
+
+
+def _resample_many(user: Any, tubes: list[Tube]) -> None:
+    """``_resample`` for many invalid tubes: one INSERT…SELECT of retests, then one audit event per tube."""
     hours = float(active_policy().screening.positive_pool.hold_and_resample_hours)
     now = timezone.now()
-    members = list(Registration.objects.filter(tube=tube).values_list("person_id", "region_id"))
-    existing = set(Retest.objects.filter(source_tube=tube, reason=Retest.Reason.INVALID)
-                   .values_list("person_id", flat=True))  # fmt: skip
-    Retest.objects.bulk_create([Retest(person_id=p, source_tube=tube, campaign_id=tube.campaign_id, region_id=r,
-                                       reason=Retest.Reason.INVALID, ordered_at=now, due_at=now + timedelta(hours=hours))
-                                for p, r in members if p not in existing])  # fmt: skip
-    audit.record(user or "lab", "screening.resample", tube, region_code=tube.region_id, changes={"members": len(members)})
+    ids = [t.pk for t in tubes]
+    members = _member_counts(ids)
+    _from_members(Retest, ids, {"reason": Retest.Reason.INVALID, "status": Retest.Status.PENDING, "ordered_at": now,
+                                "due_at": now + timedelta(hours=hours)},
+                  ("source_tube_id", "person_id"), {"reason": Retest.Reason.INVALID})  # fmt: skip
+    for tube in tubes:
+        _audit_tube(user, "screening.resample", tube, {"members": members.get(tube.pk, 0)})
 
 
 def _open_case(user: Any, person_id: int, tube: Tube, sampled_at: datetime | None) -> Any:
