@@ -9,14 +9,18 @@ and looked up only when that refuses it (see ``_BatchWriter``).
 Speed (bench/import_people.py): a province file has 10^6 rows and more, so the per-row path is kept lean.
 The common row (a well-formed resident ID) is checked by ``_RowCleaner`` without the general parsers, and
 every row it does not vouch for, valid or not, goes through ``clean_person``, so accepted values and error
-messages are the ones every other path produces. Reading and validating run in a background thread while
-the writes wait on the database. Region codes are looked up once per chunk of the file, existing people
-with one indexed query per document type and batch, and new ones go in with a binary COPY.
+messages are the ones every other path produces. Reading, validating and formatting a batch of newcomers
+as binary COPY data run in a background thread while the writes wait on the database. A first load into
+a registry much smaller than the file builds the secondary indexes once at the end instead of row by row
+(``_DeferredIndexes``). Region codes are looked up once per chunk of the file, existing people with one
+indexed query per document type and batch, and new ones go in with a binary COPY.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import operator
 import queue
 import threading
@@ -26,8 +30,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections, transaction
 from django.utils import timezone
+from psycopg.copy import Copy, FileWriter
 
 from cordon.core import audit
 from cordon.core.identity import (
@@ -80,6 +86,7 @@ INSERT_TYPES = (
     "varchar", "bool", "timestamptz", "timestamptz", "int8",
 )  # fmt: skip
 DUPLICATE_REASON = "same name, birth date and phone"
+logger = logging.getLogger(__name__)
 
 
 # Where a cleaned row's fields sit in the tuples the importer passes around (PERSON_FIELDS order).
@@ -273,16 +280,23 @@ class _CleanedChunks:
 
     The writes wait on PostgreSQL most of the time (COPY into seven indexes, the foreign-key checks at
     commit) with the GIL released; reading and validating the next chunk meanwhile takes that time off
-    the import. The thread only parses and validates (no database, no report): every query, error report
-    line and audit event still happens on the caller's thread and connection, in line order, inside
-    whatever transaction the caller holds. An error reading the file is raised after the lines read
-    before it, as a plain loop would; at most two chunks wait in the queue, so memory does not grow with
-    the file.
+    the import. The thread only parses, validates and formats COPY data (no database, no report): every
+    query, error report line and audit event still happens on the caller's thread and connection, in
+    line order, inside whatever transaction the caller holds. An error reading the file is raised after
+    the lines read before it, as a plain loop would; at most two chunks wait in the queue, so memory does
+    not grow with the file.
     """
 
-    def __init__(self, source: TabularFile, cleaner: _RowCleaner, chunk_size: int) -> None:
+    def __init__(
+        self,
+        source: TabularFile,
+        cleaner: _RowCleaner,
+        chunk_size: int,
+        prepare: Callable[[list[tuple[int, Any]]], _Prepared | None] | None = None,
+    ) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
+        self._prepare = prepare
         self._thread = threading.Thread(
             target=self._run, args=(source, cleaner, max(1, chunk_size)), name="cordon-import-reader", daemon=True
         )
@@ -333,6 +347,8 @@ class _CleanedChunks:
                     chunk.items.append((line, clean))
                     chunk.regions.add(clean[_REGION])
                 if len(chunk.items) >= chunk_size:
+                    if self._prepare is not None and not chunk.errors:
+                        chunk.prepared = self._prepare(chunk.items)
                     if not self._offer(chunk):
                         return
                     chunk = _Chunk()
@@ -347,14 +363,27 @@ class _CleanedChunks:
 
 class _Chunk:
     """Consecutive lines of the file: (line, cleaned tuple or FieldError), how many of them are errors,
-    and the region codes of the cleaned ones."""
+    the region codes of the cleaned ones, and, for a whole batch without errors, its COPY data."""
 
-    __slots__ = ("errors", "items", "regions")
+    __slots__ = ("errors", "items", "prepared", "regions")
 
     def __init__(self) -> None:
         self.items: list[tuple[int, Any]] = []
         self.errors = 0
         self.regions: set[str] = set()
+        self.prepared: _Prepared | None = None
+
+
+class _Prepared:
+    """A batch's rows as binary COPY data (signature, rows sorted by document, trailer), the time
+    stamped on them as created_at and updated_at, and the digest of its documents for the audit event."""
+
+    __slots__ = ("data", "digest", "now")
+
+    def __init__(self, data: bytes, now: Any, digest: str) -> None:
+        self.data = data
+        self.now = now
+        self.digest = digest
 
 
 def import_people(
@@ -365,8 +394,13 @@ def import_people(
     batch_size: int = 20_000,
     progress: Callable[[int], None] | None = None,
     today: date | None = None,
+    defer_indexes: bool | None = None,
 ) -> ImportSummary:
-    """Import a person file. Raises FileUnusable when the file itself cannot be read (exit code 2)."""
+    """Import a person file. Raises FileUnusable when the file itself cannot be read (exit code 2).
+
+    ``defer_indexes`` (PostgreSQL): None lets a first load into a registry much smaller than the file
+    build the secondary indexes at the end instead of row by row (see ``_DeferredIndexes``); True does
+    so whatever the sizes, False never."""
     path = Path(path)
     source = TabularFile(path, COLUMNS)
     prefix = jurisdiction_prefix(user) if user is not None else None
@@ -382,12 +416,53 @@ def import_people(
             kind="people", file_name=path.name, file_sha256=file_sha256(path), user_id=getattr(user, "pk", None)
         )
     writer = _BatchWriter(run, user, summary, report)
+    restore_registry_indexes()
+    deferred = _DeferredIndexes.begin(path, defer_indexes)
+    try:
+        _load(source, cleaner, regions, writer, summary, report, batch_size, progress)
+    except BaseException:
+        deferred.finish(failing=True)
+        raise
+    deferred.finish(failing=False)
+    flagged = flag_duplicates(run.pk, rows_written=summary.accepted + summary.updated)
+    summary.extra["duplicates_flagged"] = flagged
+    summary.errors = report.close()
+    ImportRun.objects.filter(pk=run.pk).update(
+        finished_at=timezone.now(),
+        accepted=summary.accepted,
+        updated=summary.updated,
+        unchanged=summary.unchanged,
+        rejected=summary.rejected,
+        errors_path=summary.errors or "",
+        status="done",
+    )
+    return summary
+
+
+def _load(
+    source: TabularFile,
+    cleaner: _RowCleaner,
+    regions: _RegionCache,
+    writer: _BatchWriter,
+    summary: ImportSummary,
+    report: ErrorReport,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Read, check and write every line of the file, a batch at a time."""
     batch: list[tuple[int, tuple]] = []
     done = 0
-    with _CleanedChunks(source, cleaner, batch_size) as chunks:
+    prepare = writer.prepare if writer.optimistic else None
+    with _CleanedChunks(source, cleaner, batch_size, prepare) as chunks:
         for chunk in chunks:
             regions.prefetch(chunk.regions)
             if not chunk.errors and not any(regions.check(code) for code in chunk.regions):
+                if not batch and chunk.prepared is not None and len(chunk.items) == batch_size:
+                    writer.write(chunk.items, chunk.prepared)  # a whole batch, its COPY data ready
+                    done += batch_size
+                    if progress:
+                        progress(done)
+                    continue
                 # Every line of the chunk is accepted (the usual case): into the batches in slices.
                 items, start = chunk.items, 0
                 while start < len(items):
@@ -423,19 +498,6 @@ def import_people(
         done += len(batch)
         if progress:
             progress(done)
-    flagged = flag_duplicates(run.pk, rows_written=summary.accepted + summary.updated)
-    summary.extra["duplicates_flagged"] = flagged
-    summary.errors = report.close()
-    ImportRun.objects.filter(pk=run.pk).update(
-        finished_at=timezone.now(),
-        accepted=summary.accepted,
-        updated=summary.updated,
-        unchanged=summary.unchanged,
-        rejected=summary.rejected,
-        errors_path=summary.errors or "",
-        status="done",
-    )
-    return summary
 
 
 def _column_label(field: str) -> str:
@@ -497,6 +559,137 @@ def _ensure_statistics() -> None:
             cur.execute(f"ANALYZE {table}")
 
 
+# Session advisory lock held by a load that has dropped the registry's secondary indexes: the repair in
+# ``restore_registry_indexes`` leaves them to that load while it runs, and a second load does not defer.
+_INDEX_LOCK = 0x636F_7264_6F6E_0001
+# Deferring pays off when the file is large and the registry much smaller: the indexes are then rebuilt
+# over a table the file mostly makes up. A file's rows are estimated from its size with a generous line
+# length (the estimate errs low), and a registry of at most a quarter of that counts as much smaller.
+_DEFER_MIN_ROWS = 100_000
+_BYTES_PER_LINE = 256
+# Sort memory for each index built after a load, unless the server's maintenance_work_mem is larger: the
+# (name, birth date) index of 10^6 people does not fit PostgreSQL's default 64 MB and sorts on disk.
+_INDEX_BUILD_MEMORY = 256 * 2**20
+
+
+class _DeferredIndexes:
+    """A first load of the registry with its secondary indexes built at the end (PostgreSQL).
+
+    Maintaining the (name, birth date), region and import-run indexes row by row costs a COPY about as
+    much as the rows themselves; one CREATE INDEX per index after the load sorts instead (PostgreSQL's
+    own advice for bulk loads). The primary key and the unique document constraint stay: they check
+    every row, and the lookups of the careful path use the latter. The partial guardian index is
+    nearly empty and costs nothing per row, so it stays too.
+
+    Safety. The indexes are dropped in one short transaction that waits at most ``lock_timeout`` for
+    its ACCESS EXCLUSIVE lock (if readers or writers hold the table longer, the load keeps its indexes).
+    While they are missing, searches stay correct but scan the table, which a first load keeps small
+    next to the file. They are created again from their own definitions when the load ends, whether it
+    succeeded or failed; each CREATE INDEX holds a SHARE lock (reads go on, writes wait a few seconds).
+    Should the process die in between, the session's advisory lock goes with it, and the next import or
+    ``migrate`` creates the missing ones from the model (``restore_registry_indexes``).
+    """
+
+    def __init__(self) -> None:
+        self.definitions: list[str] = []
+
+    @classmethod
+    def begin(cls, path: Path, wanted: bool | None) -> _DeferredIndexes:
+        deferred = cls()
+        if wanted is False or connection.vendor != "postgresql" or connection.in_atomic_block:
+            return deferred
+        table = Person._meta.db_table
+        with connection.cursor() as cur:
+            if wanted is None:
+                rows = path.stat().st_size // _BYTES_PER_LINE
+                if rows < _DEFER_MIN_ROWS:
+                    return deferred
+                cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT %s) AS r", [rows // 4 + 1])
+                if cur.fetchone()[0] * 4 > rows:
+                    return deferred
+            cur.execute("SELECT pg_try_advisory_lock(%s)", [_INDEX_LOCK])
+            if not cur.fetchone()[0]:
+                return deferred
+            try:
+                with transaction.atomic():
+                    cur.execute("SET LOCAL lock_timeout = '2s'")
+                    cur.execute(
+                        "SELECT indexname, indexdef FROM pg_indexes "
+                        "WHERE schemaname = current_schema() AND tablename = %s",
+                        [table],
+                    )
+                    declared = _declared_indexes()
+                    found = {n: d for n, d in cur.fetchall() if n in declared and " WHERE " not in d}
+                    for name in sorted(found):
+                        cur.execute(f'DROP INDEX "{name}"')
+            except OperationalError:  # the lock was not granted in time: load with the indexes
+                cur.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
+                return deferred
+            if not found:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
+                return deferred
+        deferred.definitions = [found[n] for n in sorted(found)]
+        return deferred
+
+    def finish(self, *, failing: bool) -> None:
+        """Create the dropped indexes again. When the load failed, a failure here is logged, not raised
+        over the load's own error (the repair at the next import or migrate creates what is missing)."""
+        if not self.definitions:
+            return
+        try:
+            with connection.cursor() as cur:
+                try:
+                    cur.execute("SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem'")
+                    memory = max(cur.fetchone()[0], _INDEX_BUILD_MEMORY)
+                    for definition in self.definitions:
+                        # One transaction per index: its SHARE lock is held for its own build only.
+                        with transaction.atomic():
+                            cur.execute(f"SET LOCAL maintenance_work_mem = '{memory // 1024}kB'")
+                            cur.execute(definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+                finally:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
+        except Exception:
+            if not failing:
+                raise
+            logger.exception("the registry's indexes could not be created again after a failed import")
+        self.definitions = []
+
+
+def _declared_indexes(using: str = DEFAULT_DB_ALIAS, model: Any = Person) -> dict[str, str]:
+    """name -> CREATE INDEX of the registry's secondary indexes as the model declares them (the
+    statements its migrations ran): every index but the primary key and the unique constraints."""
+    editor = connections[using].schema_editor(collect_sql=True)
+    return {str(st.parts["name"]).strip('"'): str(st) for st in editor._model_indexes_sql(model)}
+
+
+def restore_registry_indexes(using: str = DEFAULT_DB_ALIAS, model: Any = Person) -> list[str]:
+    """Create the registry's secondary indexes that are missing, unless a load deferring them is running;
+    returns their names. A load that died before creating them again leaves them missing: this runs at
+    the start of each import and after ``migrate`` (with the model as the migrations left it)."""
+    conn = connections[using]
+    if conn.vendor != "postgresql":
+        return []
+    table = model._meta.db_table
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
+        if not cur.fetchone()[0]:
+            return []
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [_INDEX_LOCK])
+        if not cur.fetchone()[0]:
+            return []
+        try:
+            cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s",
+                        [table])  # fmt: skip
+            present = {r[0] for r in cur.fetchall()}
+            missing = {n: sql for n, sql in _declared_indexes(using, model).items() if n not in present}
+            for name in sorted(missing):
+                logger.warning("creating the missing index %s of %s", name, table)
+                cur.execute(missing[name])
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
+    return sorted(missing)
+
+
 class _BatchWriter:
     """Writes the batches of one run, each in one transaction with its audit event.
 
@@ -510,6 +703,14 @@ class _BatchWriter:
     of the run: a file that overlaps the registry once usually goes on doing so, and a re-import then
     costs one refused COPY, not one per batch. Both ways give the same rows, counts, report lines and
     audit event.
+
+    The first line of a document in a file wins, in every import of that file: a later line with other
+    details is refused, however many batches apart. The registry itself remembers the documents the
+    run inserted or updated (their ``import_run``); those it found unchanged leave no trace there, so the
+    run keeps them in a set (``_document_key``: a resident ID as one integer, about 65 MB per 10^6 such
+    rows; nothing on a first load, where every row is new). Without it a re-import would take the later
+    line for a change to a person an earlier run registered, and write it. The set is exact: no document
+    is ever mistaken for another, so the same file meets the same answers every time.
     """
 
     def __init__(self, run: ImportRun, user: Any, summary: ImportSummary, report: ErrorReport) -> None:
@@ -518,25 +719,45 @@ class _BatchWriter:
         self.summary = summary
         self.report = report
         self.optimistic = connection.vendor == "postgresql"
+        self.kept: set[int | tuple[str, str]] = set()  # _document_key of the documents found unchanged
+        self._raw = connection.connection if self.optimistic else None
 
-    def write(self, batch: list[tuple[int, tuple]]) -> None:
-        run, summary = self.run, self.summary
+    def prepare(self, items: list[tuple[int, Any]]) -> _Prepared | None:
+        """The binary COPY data of a batch for ``_copy_all``, built on the reader thread while this one
+        waits for the server: formatting the rows is the writing thread's largest own cost. A psycopg
+        ``Copy`` with a ``FileWriter`` formats without talking to the server; it only reads the
+        connection's type adapters. Nothing once a batch has been refused (the rows then go the careful
+        way, formatted there)."""
+        if not self.optimistic or self._raw is None:
+            return None
         now = timezone.now()
+        run_id = self.run.pk
+        out = io.BytesIO()
+        with psycopg.Cursor(self._raw) as cur, Copy(cur, binary=True, writer=FileWriter(out)) as copy:
+            copy.set_types(list(INSERT_TYPES))
+            for row in _in_document_order([(*clean, "CHN", True, now, now, run_id) for _, clean in items]):
+                copy.write_row(row)
+        return _Prepared(out.getvalue(), now, _documents_digest(items))
+
+    def write(self, batch: list[tuple[int, tuple]], prepared: _Prepared | None = None) -> None:
+        run, summary = self.run, self.summary
+        now = timezone.now() if prepared is None else prepared.now
         run_id = run.pk
         changed: list[Person] = []
         unchanged = 0
         with transaction.atomic():
-            if self.optimistic and self._copy_all(batch, now):
+            digest = None
+            if self.optimistic and self._copy_all(batch, now, prepared):
                 # The constraint accepted every row: none was registered, none appears twice in the batch.
                 rows = batch
                 new_rows = [clean for _, clean in batch]
+                digest = prepared.digest if prepared is not None else None
             else:
                 rows = self._first_of_each_document(batch)
                 new_rows, changed, unchanged = self._classify(rows, now)
                 _insert_values(_in_document_order([(*r, "CHN", True, now, now, run_id) for r in new_rows]))
             if changed:
                 Person.objects.bulk_update(changed, [*COMPARED, "import_run", "updated_at"], batch_size=500)
-            digest = hashlib.sha256("\n".join(f"{c[_DOC_TYPE]}|{c[_DOC_NUMBER]}" for _, c in rows).encode())
             audit.record(
                 self.user or "import",
                 "people.import_batch",
@@ -549,18 +770,21 @@ class _BatchWriter:
                     "inserted": len(new_rows),
                     "updated": [p.pk for p in changed],
                     "unchanged": unchanged,
-                    "documents_sha256": digest.hexdigest(),
+                    "documents_sha256": digest or _documents_digest(rows),
                 },
             )
         summary.accepted += len(new_rows)
         summary.updated += len(changed)
         summary.unchanged += unchanged
 
-    def _copy_all(self, batch: list[tuple[int, tuple]], now: Any) -> bool:
+    def _copy_all(self, batch: list[tuple[int, tuple]], now: Any, prepared: _Prepared | None) -> bool:
         """COPY the whole batch in a savepoint; False (and careful from now on) if a document is taken."""
         run_id = self.run.pk
         try:
             with transaction.atomic():
+                if prepared is not None:
+                    copy_data(Person._meta.db_table, INSERT_COLUMNS, prepared.data)
+                    return True
                 copy_rows(
                     Person._meta.db_table,
                     INSERT_COLUMNS,
@@ -597,9 +821,11 @@ class _BatchWriter:
 
     def _classify(self, rows: list[tuple[int, tuple]], now: Any) -> tuple[list[tuple], list[Person], int]:
         """Split the rows into new people, changed people (as Person objects ready for bulk_update) and a
-        count of unchanged ones; a document this run already wrote with other details is refused."""
+        count of unchanged ones; a document an earlier line of this run wrote or found unchanged, with other
+        details, is refused."""
         existing = _existing(rows)
         run_id = self.run.pk
+        kept = self.kept
         new_rows: list[tuple] = []
         changed: list[Person] = []
         unchanged = 0
@@ -610,8 +836,10 @@ class _BatchWriter:
                 continue
             if all(current[2 + k] == clean[i] for k, i in enumerate(_COMPARED_AT)):
                 unchanged += 1
+                if current[1] != run_id:
+                    kept.add(_document_key(clean[_DOC_TYPE], clean[_DOC_NUMBER]))
                 continue
-            if current[1] == run_id:
+            if current[1] == run_id or (kept and _document_key(clean[_DOC_TYPE], clean[_DOC_NUMBER]) in kept):
                 self.report.add(
                     RowError(
                         line,
@@ -626,6 +854,19 @@ class _BatchWriter:
             values = {f: clean[i] for f, i in zip(COMPARED, _COMPARED_AT, strict=True)}
             changed.append(Person(pk=current[0], import_run=run_id, updated_at=now, **values))
         return new_rows, changed, unchanged
+
+
+def _documents_digest(rows: list[tuple[int, Any]]) -> str:
+    """SHA-256 of the documents a batch event covers, in line order."""
+    return hashlib.sha256("\n".join(f"{c[_DOC_TYPE]}|{c[_DOC_NUMBER]}" for _, c in rows).encode()).hexdigest()
+
+
+def _document_key(doc_type: str, number: str) -> int | tuple[str, str]:
+    """A document, compactly and exactly: a resident ID as the integer of its first 17 digits (the 18th
+    is their check character, so they name the document alone), any other as (type, number)."""
+    if doc_type == "resident_id" and len(number) == 18 and number[:17].isdigit():
+        return int(number[:17])
+    return (doc_type, number)
 
 
 def _in_document_order(values: list[tuple]) -> list[tuple]:
@@ -678,6 +919,13 @@ def _insert_values(values: list[tuple]) -> None:
     marks = ", ".join(["%s"] * len(INSERT_COLUMNS))
     with connection.cursor() as cur:
         cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", values)
+
+
+def copy_data(table: str, columns: tuple[str, ...], data: bytes) -> None:
+    """COPY ready binary COPY data (signature to trailer) into a PostgreSQL table; errors as Django's."""
+    with connection.cursor() as cur, connection.wrap_database_errors:
+        with cur.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(data)
 
 
 def copy_rows(table: str, columns: tuple[str, ...], values: list[tuple], types: tuple[str, ...] | None = None) -> None:

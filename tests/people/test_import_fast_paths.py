@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from django.db import connection
+from django.db.models import F
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cordon.core.identity import PROVINCE_CODES, make_resident_id
 from cordon.core.models import AuditEvent
-from cordon.people.importer import _RowCleaner, flag_duplicates, import_people
+from cordon.people.importer import _BatchWriter, _RowCleaner, flag_duplicates, import_people
 from cordon.people.models import DuplicateFlag, Person
 from cordon.people.validation import PERSON_FIELDS, FieldError, clean_person
 from tests.conftest import rid
@@ -224,3 +226,31 @@ def test_duplicate_flagging_plans_find_the_same_pairs(tmp_path, regions):
     assert flag_duplicates(run_id) == 2  # the join through the (name, birth date) index
     assert set(DuplicateFlag.objects.values_list("person_id", "other_id")) == flags
     assert flag_duplicates(run_id, rows_written=10**9) == 0  # already flagged: nothing twice
+
+
+@pytest.mark.django_db
+def test_batches_formatted_on_the_reader_thread_write_what_the_writer_would(tmp_path, regions, monkeypatch):
+    """Whole batches of new people go in as COPY data the reader thread prepared (PostgreSQL): the same
+    rows, counts and audit events as rows formatted by the writer."""
+    path = _write(tmp_path, [_line(i) for i in range(12)], "p.csv")
+    prepared: list[bool] = []
+    original = _BatchWriter.prepare
+
+    def spy(self, items):
+        got = original(self, items)
+        prepared.append(got is not None)
+        return got
+
+    def outcome(summary) -> tuple:
+        rows = sorted(Person.objects.values_list("document_type", "document_number", "name", "sex", "birth_date",
+                                                 "phone", "address", "region_id", "nationality", "verified"))  # fmt: skip
+        events = AuditEvent.objects.filter(action="people.import_batch").order_by("-seq")[:3]
+        return (summary.accepted, summary.unchanged), rows, [e.changes for e in reversed(events)]
+
+    monkeypatch.setattr(_BatchWriter, "prepare", spy)
+    ready = outcome(import_people(path, today=TODAY, batch_size=4))
+    assert prepared == ([True, True, True] if connection.vendor == "postgresql" else [])
+    assert Person.objects.filter(created_at=F("updated_at")).count() == 12
+    Person.objects.all().delete()
+    monkeypatch.setattr(_BatchWriter, "prepare", lambda self, items: None)
+    assert outcome(import_people(path, today=TODAY, batch_size=4)) == ready
