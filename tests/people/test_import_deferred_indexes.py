@@ -1,4 +1,4 @@
-"""A first load with the registry's secondary indexes built at the end (PostgreSQL).
+"""A first load with the registry's secondary indexes built, and its region key checked, at the end (PostgreSQL).
 
 It must give the registry, counts, error report and duplicate flags of the ordinary load, and the
 indexes must be there afterwards whatever happened: after a failed load, and after a process that
@@ -47,12 +47,23 @@ def _write(tmp_path, lines: list[str], name: str = "p.csv"):
 
 
 def _indexes() -> dict[str, str]:
+    """The registry's indexes, and its region key ("fk:" + name) with whether it has been checked."""
     if connection.vendor != "postgresql":
         return {}
     with connection.cursor() as cur:
         cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
                     "AND tablename = 'people_person'")  # fmt: skip
-        return dict(cur.fetchall())
+        out = dict(cur.fetchall())
+        cur.execute("SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint WHERE contype = 'f' "
+                    "AND conrelid = 'people_person'::regclass AND confrelid = 'regions_region'::regclass")  # fmt: skip
+        out.update({f"fk:{name}": f"{definition} valid={valid}" for name, definition, valid in cur.fetchall()})
+        return out
+
+
+def _drop_region_key() -> None:
+    with connection.cursor() as cur:
+        for name in importer._region_keys(cur):
+            cur.execute(f'ALTER TABLE people_person DROP CONSTRAINT "{name}"')
 
 
 def _advisory_locks() -> int:
@@ -85,6 +96,9 @@ def test_deferred_first_load_gives_the_same_registry_as_the_ordinary_one(tmp_pat
     if connection.vendor == "postgresql":
         assert seen and all(not (DEFERRED & names) for names in seen)  # the load really ran without them
         assert all("person_document_unique" in names and "people_person_pkey" in names for names in seen)
+        # ... and without the per-row region check, which is back and validated afterwards.
+        assert all(not any(n.startswith("fk:") for n in names) for names in seen)
+        assert any(n.startswith("fk:") and v.endswith("valid=True") for n, v in before.items())
     Person.objects.all().delete()
     seen = []
     ordinary = _state(_import(path, tmp_path / "e2.csv", seen, defer_indexes=False), tmp_path / "e2.csv")
@@ -122,10 +136,12 @@ def test_indexes_missing_after_a_died_load_are_created_by_the_next_import_and_by
     with connection.cursor() as cur:
         cur.execute("DROP INDEX person_region_idx")
         cur.execute("DROP INDEX person_name_birth_idx")
+    _drop_region_key()
     import_people(_write(tmp_path, _lines()[:3]), today=TODAY, defer_indexes=False)
     assert _indexes() == before
     with connection.cursor() as cur:
         cur.execute("DROP INDEX person_region_idx")
+    _drop_region_key()
     call_command("migrate", verbosity=0)
     assert _indexes() == before
     assert restore_registry_indexes() == []
