@@ -176,8 +176,7 @@ def _json_rows(rows: list[StagedRow]) -> str:
 _SQL = """
 WITH s AS (
   SELECT j.*, r.digest AS stored_digest, r.digest IS NOT NULL AS stored, p.id AS known_id,
-         p.region_id AS known_region, p.address AS known_address, h.id AS h_id, h.region_id AS h_region,
-         h.address AS h_address, g.id AS known_guardian, x.id AS stored_tube, x.campaign_id AS t_campaign,
+         p.region_id AS known_region, p.address AS known_address, g.id AS known_guardian, x.id AS stored_tube, x.campaign_id AS t_campaign,
          x.capacity AS t_capacity, x.members AS t_members, x.result AS t_result, x.sealed_at AS t_sealed,
          (x.id IS NOT NULL AND p.id IS NOT NULL AND EXISTS (
             SELECT 1 FROM screening_registration rr WHERE rr.tube_id = x.id AND rr.person_id = p.id)) AS in_tube
@@ -195,10 +194,6 @@ WITH s AS (
                        AND document_number = j.g_doc_number LIMIT 1) g ON true
   LEFT JOIN LATERAL (SELECT id, campaign_id, capacity, members, result, sealed_at FROM screening_tube
                      WHERE barcode = j.barcode LIMIT 1) x ON true
-  -- A household tube's household: its first stored member's.
-  LEFT JOIN LATERAL (SELECT pp.id, pp.region_id, pp.address FROM screening_registration rr
-                     JOIN people_person pp ON pp.id = rr.person_id
-                     WHERE j.household AND rr.tube_id = x.id ORDER BY rr.id LIMIT 1) h ON true
 ), dup AS (
   SELECT s.*,
     CASE WHEN stored THEN CASE WHEN stored_digest = digest THEN 'duplicate' ELSE %(different)s::text END
@@ -240,14 +235,22 @@ WITH s AS (
 ), once AS (
   SELECT ruled.*, ROW_NUMBER() OVER (PARTITION BY barcode, doc_type, doc_number ORDER BY line) AS nth
   FROM ruled WHERE status3 IS NULL
-), hh AS (
+), anchors AS (
   -- A household tube takes the household of its first stored member, else of the batch's first line for it.
-  SELECT once.*,
-    (household AND person_id <> COALESCE(h_id, FIRST_VALUE(person_id) OVER w)
-     AND NOT (COALESCE(h_address, FIRST_VALUE(person_address) OVER w) <> ''
-              AND person_address = COALESCE(h_address, FIRST_VALUE(person_address) OVER w)
-              AND person_region = COALESCE(h_region, FIRST_VALUE(person_region) OVER w))) AS other_household
-  FROM once WHERE nth = 1 WINDOW w AS (PARTITION BY barcode, household ORDER BY line)
+  -- Looked up for the household lines only: most batches have none.
+  SELECT DISTINCT ON (o.barcode) o.barcode, pp.id AS h_id, pp.region_id AS h_region, pp.address AS h_address
+  FROM once o JOIN screening_registration rr ON rr.tube_id = o.stored_tube
+  JOIN people_person pp ON pp.id = rr.person_id
+  WHERE o.household AND o.nth = 1
+  ORDER BY o.barcode, rr.id
+), hh AS (
+  SELECT o.*,
+    (o.household AND o.person_id <> COALESCE(a.h_id, FIRST_VALUE(o.person_id) OVER w)
+     AND NOT (COALESCE(a.h_address, FIRST_VALUE(o.person_address) OVER w) <> ''
+              AND o.person_address = COALESCE(a.h_address, FIRST_VALUE(o.person_address) OVER w)
+              AND o.person_region = COALESCE(a.h_region, FIRST_VALUE(o.person_region) OVER w))) AS other_household
+  FROM once o LEFT JOIN anchors a ON o.household AND a.barcode = o.barcode
+  WHERE o.nth = 1 WINDOW w AS (PARTITION BY o.barcode, o.household ORDER BY o.line)
 ), counted AS (
   SELECT hh.*, members0 + ROW_NUMBER() OVER (PARTITION BY barcode ORDER BY line) AS filled
   FROM hh WHERE other_household IS NOT TRUE
