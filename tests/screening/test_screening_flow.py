@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from cordon.core import events
@@ -40,7 +42,7 @@ def test_pool_size_rules(tester):
 def test_campaign_deadline_and_plan(tester):
     c = services.create_campaign(tester, name="r", areas=[{"region_code": "430102", "area_kind": "high"}])
     hours = int(active_policy().screening.targets.sealed_first_round_hours)  # a high area's first round
-    assert c.target_hours == hours and (c.deadline - c.starts_at).total_seconds() == hours * 3600
+    assert c.target_hours == hours and c.deadline - c.starts_at == timedelta(hours=hours)
     assert c.region_id == "430102" and c.status == "planned"
     c2 = services.create_campaign(tester, name="r2", areas=[{"region_code": "430102", "area_kind": "low"},
                                                             {"region_code": "430104", "area_kind": "low"}])
