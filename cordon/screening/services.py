@@ -258,13 +258,7 @@ def record_result(user: Any, tube: Tube, result: str, *, ct_orf1ab: float | None
     TubeResult.objects.create(tube=tube, version=version, result=result, ct_orf1ab=ct_orf1ab, ct_n=ct_n,
                               tested_at=tested_at, lab=lab or tube.lab, by=user if getattr(user, "pk", None) else None,
                               at=now, import_run=import_run, is_correction=bool(current))  # fmt: skip
-    tube.result, tube.ct_orf1ab, tube.ct_n, tube.resulted_at = result, ct_orf1ab, ct_n, tested_at or now
-    if lab is not None and tube.lab_id is None:
-        tube.lab = lab
-    if tube.received_at is None:
-        tube.received_at = tube.resulted_at
-    if tube.sealed_at is None:
-        tube.sealed_at = tube.resulted_at
+    _apply_result(tube, result, ct_orf1ab, ct_n, tested_at or now, lab)
     tube.save(update_fields=["result", "ct_orf1ab", "ct_n", "resulted_at", "lab", "received_at", "sealed_at"])
     audit.record(user or "lab", "screening.result", tube, region_code=tube.region_id,
                  changes={"result": result, "version": version, "correction": bool(current), "previous": current,
@@ -283,6 +277,18 @@ def record_result(user: Any, tube: Tube, result: str, *, ct_orf1ab: float | None
     elif result == Result.INVALID:
         _resample(user, tube)
     return "updated" if current else "accepted"
+
+
+def _apply_result(tube: Tube, result: str, ct1: float | None, ct2: float | None, at: datetime,
+                  lab: Lab | None) -> None:  # fmt: skip
+    """A result's fields on the tube; a tube resulted is also received and sealed by then."""
+    tube.result, tube.ct_orf1ab, tube.ct_n, tube.resulted_at = result, ct1, ct2, at
+    if lab is not None and tube.lab_id is None:
+        tube.lab = lab
+    if tube.received_at is None:
+        tube.received_at = at
+    if tube.sealed_at is None:
+        tube.sealed_at = at
 
 
 def record_first_results(user: Any, rows: list[tuple[int, str, float | None, float | None, datetime | None]], *,
@@ -311,13 +317,7 @@ def record_first_results(user: Any, rows: list[tuple[int, str, float | None, flo
         fresh.append(TubeResult(tube=tube, version=versions.get(tube_id, 0) + 1, result=result, ct_orf1ab=ct1,
                                 ct_n=ct2, tested_at=tested, lab=lab or tube.lab, by_id=by, at=now,
                                 import_run=import_run, is_correction=False))  # fmt: skip
-        tube.result, tube.ct_orf1ab, tube.ct_n, tube.resulted_at = result, ct1, ct2, tested or now
-        if lab is not None and tube.lab_id is None:
-            tube.lab = lab
-        if tube.received_at is None:
-            tube.received_at = tube.resulted_at
-        if tube.sealed_at is None:
-            tube.sealed_at = tube.resulted_at
+        _apply_result(tube, result, ct1, ct2, tested or now, lab)
     TubeResult.objects.bulk_create(fresh, batch_size=_CHUNK)
     Tube.objects.bulk_update(list(tubes.values()), ["result", "ct_orf1ab", "ct_n", "resulted_at", "lab", "received_at",
                                                     "sealed_at"], batch_size=_CHUNK)  # fmt: skip
