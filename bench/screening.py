@@ -50,7 +50,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--people", type=int, default=1_000_000)
     p.add_argument("--pool", type=int, default=10)
     p.add_argument("--prevalence", type=float, default=1 / 10_000)
-    p.add_argument("--api-batches", type=int, default=300, help="batches of 100 scans posted to the API")
+    p.add_argument("--api-batches", type=int, default=300, help="batches of 100 scans posted to the API (0: skip)")
     p.add_argument("--api-clients", type=int, default=4)
     p.add_argument("--server", default=os.environ.get("CORDON_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres"))
     p.add_argument("--db", default="cordon_bench_screening")
@@ -319,8 +319,9 @@ def main() -> None:
         figures.update(floor(ctx))
         figures["round_rows_per_s"] = round((args.people + ctx["tubes"]) / figures["round_s"])
         figures["ratio_vs_floor"] = round(figures["floor_s"] / figures["round_s"], 3)
-        log("scan API…")
-        figures.update(api_bench(args, ctx, env))
+        if args.api_batches:
+            log("scan API…")
+            figures.update(api_bench(args, ctx, env))
         figures["cpus"] = os.cpu_count()
     finally:
         from django.db import connections

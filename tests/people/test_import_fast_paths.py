@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cordon.core.identity import PROVINCE_CODES, make_resident_id
 from cordon.core.models import AuditEvent
-from cordon.people.importer import _BatchWriter, _RowCleaner, flag_duplicates, import_people
+from cordon.people.importer import RECORD_KEYS, _BatchWriter, _RowCleaner, flag_duplicates, import_people
 from cordon.people.models import DuplicateFlag, Person
 from cordon.people.validation import PERSON_FIELDS, FieldError, clean_person
 from tests.conftest import rid
@@ -36,8 +36,9 @@ def _reference(row: dict[str, str]) -> tuple | FieldError:
 
 
 def _cleaned(cleaner: _RowCleaner, row: dict[str, str]) -> tuple | FieldError:
+    """The row as the file reader hands it over: a record in RECORD_KEYS order, "" for a missing column."""
     try:
-        return cleaner.clean(row)
+        return cleaner.clean(tuple(row.get(key, "") for key in RECORD_KEYS))
     except FieldError as exc:
         return exc
 
