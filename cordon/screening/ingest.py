@@ -38,9 +38,22 @@ from cordon.core.identity import (
 from cordon.core.importing import Column, ErrorReport, ImportSummary, RowError, TabularFile, file_sha256
 
 MAX_BATCH = 1000
-# Rows of a registration file written per transaction: large enough that the set-based statements run
-# a handful of times per file, small enough that a failure loses little work.
-FILE_BATCH = 1_000_000
+# Rows of a registration file written per transaction. Each batch's statements join the staging table to
+# the registry, the tubes and the registrations, whose size does not shrink with the batch; so a file is cut
+# into about FILE_BATCHES batches, none smaller than FILE_BATCH: enough for one worker to read and stage the
+# next batch while the other writes (a single batch leaves the server idle while Python parses, then
+# Python idle while the server writes), few enough that those whole-table joins run a handful of times.
+FILE_BATCH = 250_000
+FILE_BATCHES = 4
+_FILE_BYTES_PER_LINE = 100  # a terminal export's line is 100-130 bytes: the estimate errs towards more rows
+
+
+def file_batch_size(path: str | Path) -> int:
+    """Rows per transaction for a registration file, from its size (a workbook counts as small)."""
+    path = Path(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return FILE_BATCH
+    return max(FILE_BATCH, path.stat().st_size // _FILE_BYTES_PER_LINE // FILE_BATCHES)
 _RID = re.compile(r"^[0-9]{17}[0-9X]$")
 _EARLIEST = date(1890, 1, 1)
 
@@ -686,12 +699,12 @@ def import_registrations(
     campaign: Any,
     user: Any = None,
     errors_path: str | Path | None = None,
-    batch_size: int = FILE_BATCH,
+    batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 2,
 ) -> ImportSummary:
     """A registration file (exported by sampling terminals that worked offline) into a campaign. ``workers=1``
-    reads and writes on the caller's connection only."""
+    reads and writes on the caller's connection only; ``batch_size`` None: ``file_batch_size``."""
     from cordon.core.models import ImportRun
 
     path = Path(path)
@@ -702,8 +715,9 @@ def import_registrations(
     sites = SiteResolver(user, campaign)
     sites.preload()
     summary = _import(source.records(REGISTRATION_KEYS), lambda line, rec: clean_fields(line, *rec, sites),
-                      _record_value, user=user, errors_path=errors_path, batch_size=batch_size, progress=progress,
-                      run_id=run.pk, workers=workers)  # fmt: skip
+                      _record_value, user=user, errors_path=errors_path,
+                      batch_size=batch_size or file_batch_size(path), progress=progress, run_id=run.pk,
+                      workers=workers)  # fmt: skip
     ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), accepted=summary.accepted,
                                                unchanged=summary.unchanged, rejected=summary.rejected,
                                                errors_path=summary.errors or "", status="done")  # fmt: skip
