@@ -227,30 +227,31 @@ def _tubes(codes: list[str]) -> dict[str, tuple]:
     return out
 
 
-# A batch is a few thousand tubes of a round that has up to millions: every statement below finds the batch's
-# tubes by index, one probe per line (LATERAL ... LIMIT 1 for the barcode; hash and merge joins off for the
-# update by id). A hash join would read the whole tube table once per statement per batch, which on a city
-# round costs more than the writes themselves.
+# A batch is a few thousand tubes of a round that may have millions. Once the tube table is many times the
+# batch, the statements below find the batch's tubes by index, one probe per line (LATERAL ... LIMIT 1 for
+# the barcode; hash and merge joins off for the update by id): a hash join would read the whole tube table
+# once per statement per batch, which on a city round costs more than the writes themselves. On a smaller
+# table that hash join is the cheaper plan, and it is left to the planner.
+_PROBE_FROM = 10  # tube table rows (the planner's estimate) per batch row
 # A row the stage writes itself: a tube in reach without a result, not a retest tube, reported negative.
 # ``_UNCHANGED``: a tube in reach that already holds this very result. Rows that are neither come back to Python.
 _IN_REACH = "(%(prefix)s::text IS NULL OR left(t.region_id, length(%(prefix)s::text)) = %(prefix)s::text)"
 _FAST = f"({_IN_REACH} AND t.result = '' AND NOT t.is_retest AND s.result = 'negative')"
 _UNCHANGED = (f"({_IN_REACH} AND t.result = s.result AND t.ct_orf1ab IS NOT DISTINCT FROM s.ct1"
               " AND t.ct_n IS NOT DISTINCT FROM s.ct2)")  # fmt: skip
+_PROBE_JOIN = {"tubes": """LATERAL (SELECT id, result, ct_orf1ab, ct_n, region_id, is_retest, capacity
+                                     FROM screening_tube WHERE barcode = s.barcode LIMIT 1)""", "on": "true"}
+_HASH_JOIN = {"tubes": "screening_tube", "on": "t.barcode = s.barcode"}
 _STAGE_SQL = {
     "create": """CREATE TEMP TABLE screening_result_stage (line integer, barcode text, result text,
                  ct1 double precision, ct2 double precision, tested timestamptz) ON COMMIT DROP""",
     "rest": f"""SELECT s.line, t.id, t.result, t.ct_orf1ab, t.ct_n, t.region_id, t.is_retest, t.capacity
-                FROM screening_result_stage s LEFT JOIN LATERAL (
-                  SELECT id, result, ct_orf1ab, ct_n, region_id, is_retest, capacity FROM screening_tube
-                  WHERE barcode = s.barcode LIMIT 1) t ON true
+                FROM screening_result_stage s LEFT JOIN {{tubes}} t ON {{on}}
                 WHERE t.id IS NULL OR NOT ({_FAST} OR {_UNCHANGED})
                 ORDER BY s.line""",
     "write": f"""WITH f AS MATERIALIZED (
                    SELECT t.id, s.result, s.ct1, s.ct2, COALESCE(s.tested, %(now)s) AS tested
-                   FROM screening_result_stage s JOIN LATERAL (
-                     SELECT id, result, region_id, is_retest FROM screening_tube WHERE barcode = s.barcode LIMIT 1
-                   ) t ON true WHERE {_FAST}
+                   FROM screening_result_stage s JOIN {{tubes}} t ON {{on}} WHERE {_FAST}
                  ), u AS (
                    UPDATE screening_tube t SET result = f.result, ct_orf1ab = f.ct1, ct_n = f.ct2,
                      resulted_at = f.tested, lab_id = COALESCE(t.lab_id, %(lab)s),
@@ -278,15 +279,20 @@ def _stage(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, no
             for row in batch:
                 copy.write_row(row)
         cur.execute("ANALYZE screening_result_stage")
-        cur.execute(_STAGE_SQL["rest"], params)
+        cur.execute("SELECT reltuples FROM pg_class WHERE oid = 'screening_tube'::regclass")
+        probe = cur.fetchone()[0] > _PROBE_FROM * len(batch)
+        join = _PROBE_JOIN if probe else _HASH_JOIN
+        cur.execute(_STAGE_SQL["rest"].format(**join), params)
         by_line = {b[0]: b for b in batch}
         rest = [(*by_line[r[0]], None if r[1] is None else r[1:]) for r in cur.fetchall()]
-        cur.execute("SET LOCAL enable_hashjoin = off")
-        cur.execute("SET LOCAL enable_mergejoin = off")
-        cur.execute(_STAGE_SQL["write"], params)  # a failure rolls the settings back with the transaction
+        if probe:
+            cur.execute("SET LOCAL enable_hashjoin = off")
+            cur.execute("SET LOCAL enable_mergejoin = off")
+        cur.execute(_STAGE_SQL["write"].format(**join), params)  # a failure rolls the settings back with it
         written = cur.rowcount
-        cur.execute("RESET enable_hashjoin")
-        cur.execute("RESET enable_mergejoin")
+        if probe:
+            cur.execute("RESET enable_hashjoin")
+            cur.execute("RESET enable_mergejoin")
         cur.execute("DROP TABLE screening_result_stage")
     # Every staged row is exactly one of: written here, unchanged, or handed back.
     return written, len(batch) - written - len(rest), rest
