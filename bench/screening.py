@@ -312,9 +312,11 @@ def main() -> None:
                          "positive_people": ctx["positive_people"], "positive_pools": ctx["positive_pools"],
                          "build_s": round(time.perf_counter() - t, 1)}  # fmt: skip
         figures.update(round_stages(ctx, args))
-        from cordon.screening.ingest import file_batch_size
+        from cordon.core.importing import TabularFile
+        from cordon.screening.ingest import REGISTRATION_COLUMNS, file_batch_size
 
-        figures["registration_batch"] = args.batch or file_batch_size(ctx["reg_path"])
+        figures["registration_batch"] = args.batch or file_batch_size(TabularFile(ctx["reg_path"],
+                                                                                  REGISTRATION_COLUMNS))
         figures["registration_workers"] = args.workers
         figures.update(floor(ctx))
         figures["round_rows_per_s"] = round((args.people + ctx["tubes"]) / figures["round_s"])

@@ -96,9 +96,10 @@ _DOC_TYPE, _DOC_NUMBER, _REGION = _FIELD["document_type"], _FIELD["document_numb
 # The number alone: three times cheaper to sort by than the (type, number) pair, and as good for the
 # index, where one type holds nearly every row and numbers of different types rarely interleave.
 _DOCUMENT_KEY = operator.itemgetter(_DOC_NUMBER)
+# The file's columns as the reader hands them over (a record per line, no dict); ``_RowCleaner._fast``
+# unpacks a record in this order.
+RECORD_KEYS = tuple(c.key for c in COLUMNS)
 # The fast path builds its tuple in this order; if validation ever changes PERSON_FIELDS it switches off.
-# The file's columns as the reader hands them over (a record per line, no dict).
-RECORD_KEYS = ("name", "document_type", "document_number", "sex", "birth_date", "phone", "address", "region_code")
 _FAST_ORDER = ("name", "document_type", "document_number", "sex", "birth_date", "phone", "address", "region_id")
 _MOBILE_SECOND = frozenset("3456789")
 _REGION_LENGTHS = frozenset((6, 9, 12, 15))

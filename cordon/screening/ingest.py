@@ -48,12 +48,13 @@ FILE_BATCHES = 4
 _FILE_BYTES_PER_LINE = 100  # a terminal export's line is 100-130 bytes: the estimate errs towards more rows
 
 
-def file_batch_size(path: str | Path) -> int:
-    """Rows per transaction for a registration file, from its size (a workbook counts as small)."""
-    path = Path(path)
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
+def file_batch_size(source: TabularFile) -> int:
+    """Rows per transaction for a registration file, from its size (a workbook, compressed, counts as small)."""
+    if source.is_xlsx:
         return FILE_BATCH
-    return max(FILE_BATCH, path.stat().st_size // _FILE_BYTES_PER_LINE // FILE_BATCHES)
+    return max(FILE_BATCH, source.path.stat().st_size // _FILE_BYTES_PER_LINE // FILE_BATCHES)
+
+
 _RID = re.compile(r"^[0-9]{17}[0-9X]$")
 _EARLIEST = date(1890, 1, 1)
 
@@ -716,7 +717,7 @@ def import_registrations(
     sites.preload()
     summary = _import(source.records(REGISTRATION_KEYS), lambda line, rec: clean_fields(line, *rec, sites),
                       _record_value, user=user, errors_path=errors_path,
-                      batch_size=batch_size or file_batch_size(path), progress=progress, run_id=run.pk,
+                      batch_size=batch_size or file_batch_size(source), progress=progress, run_id=run.pk,
                       workers=workers)  # fmt: skip
     ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), accepted=summary.accepted,
                                                unchanged=summary.unchanged, rejected=summary.rejected,

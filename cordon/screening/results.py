@@ -286,13 +286,11 @@ def _stage(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, no
         by_line = {b[0]: b for b in batch}
         rest = [(*by_line[r[0]], None if r[1] is None else r[1:]) for r in cur.fetchall()]
         if probe:
-            cur.execute("SET LOCAL enable_hashjoin = off")
-            cur.execute("SET LOCAL enable_mergejoin = off")
+            cur.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
         cur.execute(_STAGE_SQL["write"].format(**join), params)  # a failure rolls the settings back with it
         written = cur.rowcount
-        if probe:
-            cur.execute("RESET enable_hashjoin")
-            cur.execute("RESET enable_mergejoin")
+        if probe:  # the rest of the batch's transaction (the cascade) plans as usual
+            cur.execute("RESET enable_hashjoin; RESET enable_mergejoin")
         cur.execute("DROP TABLE screening_result_stage")
     # Every staged row is exactly one of: written here, unchanged, or handed back.
     return written, len(batch) - written - len(rest), rest
