@@ -335,7 +335,7 @@ class _CleanedChunks:
     def _run(self, source: TabularFile, cleaner: _RowCleaner, chunk_size: int) -> None:
         chunk = _Chunk()
         try:
-            for line, row in source.records(RECORD_KEYS):
+            for line, row in source.records(RECORD_KEYS, strip=False):
                 try:
                     clean = cleaner.clean(row)
                 except FieldError as exc:

@@ -166,8 +166,17 @@ def _utc_iso(at: datetime) -> str:
 
 def scan_digest(barcode: str, doc_type: str, doc_number: str, name: str, phone: str, collected_at: datetime,
                 site: str, guardian: str) -> str:  # fmt: skip
-    text = "|".join([barcode, doc_type, doc_number, name, phone, _utc_iso(collected_at), site, guardian])
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return _digest(barcode, doc_type, doc_number, name, phone, _utc_iso(collected_at), site, guardian)
+
+
+def _digest(barcode: str, doc_type: str, doc_number: str, name: str, phone: str, at_iso: str, site: str,
+            guardian: str) -> str:  # fmt: skip
+    """``scan_digest`` with the time already in its text form (see ``SiteResolver.times``)."""
+    text = f"{barcode}|{doc_type}|{doc_number}|{name}|{phone}|{at_iso}|{site}|{guardian}"
+    return _md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+_md5 = hashlib.md5
 
 
 class SiteResolver:
@@ -183,6 +192,10 @@ class SiteResolver:
         self.complete = False  # every site is in the cache (after ``preload``)
         self._running: list[Any] | None = None
         self._areas: dict[int, list[Any]] = {}
+        # collected_at text -> (aware time, its UTC ISO form for the digest), or None when it is not a time. A
+        # city takes a hundred swabs a second, so a round's file repeats each time text many times over; kept
+        # per run, since a naive time reads in the time zone active when it is parsed.
+        self.times: dict[str, tuple[datetime, str] | None] = {}
 
     def resolve(self, code: str) -> tuple[Any, Any, int] | str:
         if code in self.cache:
@@ -333,15 +346,12 @@ def clean_fields(line: int, scan_id: str, barcode: str, raw_type: str, raw_numbe
     name = " ".join(str(name or "").split())[:100]
     if not name:
         return ScanOutcome(scan_id, "refused", MISSING, "name")
-    try:
-        collected = datetime.fromisoformat(collected_at)
-        if collected.tzinfo is None:
-            collected = timezone.make_aware(collected)
-    except (TypeError, ValueError):
-        try:
-            collected = parse_time(collected_at)
-        except ValueError:
-            return ScanOutcome(scan_id, "refused", BAD_TIME, "collected_at")
+    when = sites.times.get(collected_at, _MISSING) if collected_at.__class__ is str else _MISSING
+    if when is _MISSING:
+        when = _parse_collected(collected_at, sites.times)
+    if when is None:
+        return ScanOutcome(scan_id, "refused", BAD_TIME, "collected_at")
+    collected, at_iso = when
     phone = "".join(str(phone).split()).replace("-", "")[:20] if phone else ""
     g_type = g_number = ""
     guardian = str(guardian).strip() if guardian else ""
@@ -350,9 +360,29 @@ def clean_fields(line: int, scan_id: str, barcode: str, raw_type: str, raw_numbe
             g_type, g_number, _b, _s = clean_document("", guardian, sites.today)
         except ValueError as exc:
             return ScanOutcome(scan_id, "refused", f"{INVALID_DOCUMENT}: {exc}", "guardian_document")
-    digest = scan_digest(barcode, doc_type, number, name, phone, collected, site_code, g_number)
+    digest = _digest(barcode, doc_type, number, name, phone, at_iso, site_code, g_number)
     return (line, scan_id, barcode, doc_type, number, name, phone, collected, site.id, campaign.id, capacity,
             site.region_id, born, sex, digest, g_type, g_number, household)  # fmt: skip
+
+
+_MISSING = object()
+
+
+def _parse_collected(value: Any, memo: dict[str, tuple[datetime, str] | None]) -> tuple[datetime, str] | None:
+    """A collection time and its UTC ISO text, remembered (for text) up to ``_MEMO_LIMIT`` values."""
+    try:
+        collected = datetime.fromisoformat(value)
+        if collected.tzinfo is None:
+            collected = timezone.make_aware(collected)
+    except (TypeError, ValueError):
+        try:
+            collected = parse_time(value)
+        except ValueError:
+            collected = None
+    found = None if collected is None else (collected, _utc_iso(collected))
+    if value.__class__ is str and len(memo) < _MEMO_LIMIT:
+        memo[value] = found
+    return found
 
 
 def stage_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> StagedRow | ScanOutcome:
@@ -431,13 +461,24 @@ class _Stage:
         self.cur.execute(f"DROP TABLE IF EXISTS {'pg_temp' if self.pg else 'temp'}.{STAGE_TABLE}")
 
 
-def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool,
-             household: bool = True) -> tuple[BatchResult, list]:  # fmt: skip
+class _Redo(Exception):
+    """An optimistic write met a scan_id already stored or repeated in its batch: undone, to be done carefully."""
+
+
+def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool, household: bool = True,
+             optimistic: bool = False) -> tuple[BatchResult, list, bool]:  # fmt: skip
     """The pooling rules and the writes, set-based over the staging table, in an order that keeps every
     statement to the rows it concerns: duplicates and rules on tubes that existed before touch few rows,
     and people and tubes are resolved by natural key in the final insert (hash joins, no per-row updates
-    of the staging table)."""
-    out = BatchResult()
+    of the staging table).
+
+    ``optimistic`` (a registration file on PostgreSQL): the batch is first written without looking for
+    its scan_ids among the stored registrations and within itself, the two statements that read the whole
+    registration table and the whole batch. The unique scan_id index checks every line that is written;
+    what it cannot see, a line refused by a pooling rule, is looked up afterwards, and those are few. Should
+    any scan_id turn out stored or repeated, the attempt is undone (a savepoint) and the batch written the
+    careful way, as are the run's later batches: a file that repeats once, a re-import, usually goes on
+    doing so. Both ways give the same rows and outcomes. Returns (result, flagged lines, still optimistic)."""
     pg = connection.vendor == "postgresql"
     t = STAGE_TABLE
     now = timezone.now()
@@ -449,6 +490,24 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
     if not pg:
         cur.execute(f"CREATE INDEX temp.{t}_line ON {t} (line)")
         cur.execute(f"CREATE INDEX temp.{t}_scan ON {t} (scan_id)")
+    if pg and optimistic:
+        out = BatchResult()
+        try:
+            with transaction.atomic():
+                _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out, household=household,
+                               strict=True)  # fmt: skip
+                # A refused line was not offered to the unique index: is its scan_id stored, or repeated?
+                cur.execute(f"""SELECT EXISTS (SELECT 1 FROM {t} s WHERE s.status IS NOT NULL AND EXISTS (
+                                  SELECT 1 FROM screening_registration r WHERE r.scan_id = s.scan_id))
+                                OR EXISTS (SELECT 1 FROM {t} WHERE status IS NOT NULL
+                                           GROUP BY scan_id HAVING COUNT(*) > 1)""")  # fmt: skip
+                if cur.fetchone()[0]:
+                    raise _Redo
+        except (IntegrityError, _Redo):
+            optimistic = False
+        else:
+            return (*_flagged(cur, t, out, detail), True)
+    out = BatchResult()
     # 1. Scans already registered: the same content is a harmless re-send, other content is refused.
     cur.execute(f"""UPDATE {t} SET status = CASE WHEN r.digest = {t}.digest THEN 'duplicate' ELSE %s END
                     FROM screening_registration r WHERE r.scan_id = {t}.scan_id""", [DUPLICATE_DIFFERENT])
@@ -466,6 +525,12 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
         if pg and rows > 2000 and pending < rows // 2:
             cur.execute(f"ANALYZE {t}")  # mostly a re-send: let the planner see how few rows are left
         _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out, household=household)
+    return (*_flagged(cur, t, out, detail), False)
+
+
+def _flagged(cur: Any, t: str, out: BatchResult, detail: bool) -> tuple[BatchResult, list]:
+    """The batch's outcomes other than accepted: every line's (``detail``), or the refusals and a count of
+    duplicates."""
     if detail:
         cur.execute(f"SELECT line, status, scan_id FROM {t} WHERE status IS NOT NULL ORDER BY line")
         flagged = cur.fetchall()
@@ -491,7 +556,9 @@ _REFUSAL_FIELD = {TUBE_FULL: "tube", TUBE_RESULTED: "tube", TUBE_SEALED: "tube",
 
 
 def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None, now: datetime,
-                   out: BatchResult, household: bool) -> None:  # fmt: skip
+                   out: BatchResult, household: bool, strict: bool = False) -> None:  # fmt: skip
+    """Steps 2-8 over the lines no earlier step refused. ``strict``: a conflict in the final insert is
+    raised, not skipped (the optimistic write, which has not looked for stored scan_ids)."""
     # 2. Unknown people join the registry, unverified, in the site's grid (the first line of each wins).
     if pg:
         cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
@@ -581,11 +648,14 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                  JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number
                  JOIN screening_tube x ON x.barcode = s.barcode
                  WHERE s.status IS NULL"""  # fmt: skip
-    try:
-        with transaction.atomic():
-            cur.execute(insert, [now])
-    except IntegrityError:
-        cur.execute(insert + " ON CONFLICT DO NOTHING", [now])
+    if strict:
+        cur.execute(insert, [now])
+    else:
+        try:
+            with transaction.atomic():
+                cur.execute(insert, [now])
+        except IntegrityError:
+            cur.execute(insert + " ON CONFLICT DO NOTHING", [now])
     out.accepted = max(cur.rowcount, 0)
     cur.execute(f"""UPDATE screening_tube SET members = screening_tube.members + d.n,
                       sealed_at = CASE WHEN screening_tube.members + d.n >= screening_tube.capacity
@@ -634,8 +704,8 @@ def write_batch(rows: list[StagedRow], *, user: Any, run_id: int | None = None) 
             stage.close(exc)
             raise
         stage.close()
-        out, _flagged = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=True,
-                                 household=stage.household)  # fmt: skip
+        out, _lines, _optimistic = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=True,
+                                            household=stage.household)  # fmt: skip
         stage.drop()
         _audit_batch(user, stage.campaigns, stage.rows, out, run_id)
     return out
@@ -715,7 +785,7 @@ def import_registrations(
                                        file_sha256=file_sha256(path), user_id=getattr(user, "pk", None))  # fmt: skip
     sites = SiteResolver(user, campaign)
     sites.preload()
-    summary = _import(source.records(REGISTRATION_KEYS), lambda line, rec: clean_fields(line, *rec, sites),
+    summary = _import(source.records(REGISTRATION_KEYS, strip=False), lambda line, rec: clean_fields(line, *rec, sites),
                       _record_value, user=user, errors_path=errors_path,
                       batch_size=batch_size or file_batch_size(source), progress=progress, run_id=run.pk,
                       workers=workers)  # fmt: skip
@@ -729,7 +799,7 @@ _KEY_INDEX = {key: i for i, key in enumerate(REGISTRATION_KEYS)}
 
 
 def _record_value(rec: tuple, key: str) -> str:
-    return str(rec[_KEY_INDEX[key]]) if key in _KEY_INDEX else ""
+    return str(rec[_KEY_INDEX[key]]).strip() if key in _KEY_INDEX else ""
 
 
 def import_rows(
@@ -766,6 +836,7 @@ class _Shared:
     failed: BaseException | None = None
     failed_batch: int = -1
     done: int = 0
+    optimistic: bool = True  # see ``_resolve``; off for the rest of the run once a batch repeats a scan_id
 
 
 def _import(rows: Iterable[tuple[int, Any]], clean: Callable[[int, Any], tuple | ScanOutcome],
@@ -886,8 +957,9 @@ class _Worker:
                 stage.close()
                 self._wait_turn(k)
                 if stage.rows:
-                    res, flagged = _resolve(cur, user=self.user, run_id=self.run_id, rows=stage.rows, detail=False,
-                                            household=stage.household)  # fmt: skip
+                    res, flagged, s.optimistic = _resolve(cur, user=self.user, run_id=self.run_id,
+                                                          rows=stage.rows, detail=False, household=stage.household,
+                                                          optimistic=s.optimistic)  # fmt: skip
                     _audit_batch(self.user, stage.campaigns, stage.rows, res, self.run_id)
                 else:
                     res, flagged = BatchResult(), []

@@ -79,7 +79,7 @@ for _model in (Campaign, CampaignArea, Site):
 
 class _CachedSites:
     """``SiteResolver`` answers kept per process for ``SITE_TTL_S`` seconds, behind the resolver's own
-    interface (``cache``, ``resolve``, ``today``), so ``ingest.stage_scan`` checks each scan by the very
+    interface (``cache``, ``resolve``, ``today``, ``times``), so ``ingest.stage_scan`` checks each scan by the very
     rules the file engine uses."""
 
     def __init__(self, user: Any, campaign: Any) -> None:
@@ -90,6 +90,7 @@ class _CachedSites:
         self.resolver: SiteResolver | None = None
         self.cache: dict[str, Any] = {}
         self.today = timezone.localdate()
+        self.times: dict[str, Any] = {}  # this batch's collection times, parsed once each
         self.key = (jurisdiction_prefix(user) if user is not None else "",
                     getattr(campaign, "pk", None), getattr(campaign, "status", None))  # fmt: skip
 

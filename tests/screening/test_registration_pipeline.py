@@ -6,7 +6,7 @@ applies, including what happens when a batch fails."""
 from __future__ import annotations
 
 import csv
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from django.db import connection
@@ -34,6 +34,7 @@ class _Sites:
         site = self._Obj(id=1, region_id="430102001001001")
         self.cache = {"S1": (site, self._Obj(id=2), 10, False)}
         self.today = date(2026, 11, 30)
+        self.times: dict = {}
 
     def resolve(self, code: str) -> object:
         return self.cache.get(code, ingest.UNKNOWN_SITE)
@@ -86,14 +87,18 @@ def test_records_match_rows(tmp_path):
         w.writerow([" 张三 ", "x", "a1", "T1", "430102199001010051", AT, "S1"])
         w.writerow([])
         w.writerow(["", "", "", "", "", "", ""])
+        w.writerow([" ", "\t", "", "  ", "", "", ""])  # blank but for whitespace
         w.writerow(["李四", "y", "a2"])  # short row
         w.writerow(["王五", "z", "a3", "T3", "1", AT, "S1", "extra", "more"])  # long row
     rows = list(TabularFile(path, ingest.REGISTRATION_COLUMNS).rows())
     records = list(TabularFile(path, ingest.REGISTRATION_COLUMNS).records(ingest.REGISTRATION_KEYS))
-    assert [line for line, _ in records] == [line for line, _ in rows] == [2, 5, 6]
-    for (_, row), (_, rec) in zip(rows, records, strict=True):
+    raw = list(TabularFile(path, ingest.REGISTRATION_COLUMNS).records(ingest.REGISTRATION_KEYS, strip=False))
+    assert [line for line, _ in records] == [line for line, _ in rows] == [line for line, _ in raw] == [2, 6, 7]
+    for (_, row), (_, rec), (_, unstripped) in zip(rows, records, raw, strict=True):
         assert rec == tuple(row.get(k, "") for k in ingest.REGISTRATION_KEYS)
+        assert tuple(v.strip() for v in unstripped) == rec
     assert records[0][1][ingest.REGISTRATION_KEYS.index("name")] == "张三"
+    assert raw[0][1][ingest.REGISTRATION_KEYS.index("name")] == " 张三 "
     assert records[1][1][ingest.REGISTRATION_KEYS.index("phone")] == ""
 
 
@@ -177,3 +182,103 @@ def test_a_failing_batch_keeps_the_batches_before_it_and_writes_none_after(tmp_p
     from cordon.core.audit import verify_chain
 
     assert [problem for _n, problem in verify_chain()][-1] is None
+
+
+def test_collection_times_are_parsed_once_per_text_and_sign_the_same_digest():
+    sites = _Sites()
+    good = rid("430102", 1990, 1, 1, 5)
+
+    def row(line: int, at: object) -> tuple | ingest.ScanOutcome:
+        return ingest.clean_fields(line, f"s{line}", "T1", "", good, "张三", "", at, "S1", "", sites)
+
+    a, b = row(2, "2022-05-01T09:00:00+08:00"), row(3, "2022-05-01T09:00:00+08:00")
+    assert a[7] == b[7] == datetime(2022, 5, 1, 1, 0, tzinfo=UTC)
+    assert a[14] == b[14] == ingest.scan_digest("T1", "resident_id", good, "张三", "", a[7], "S1", "")
+    # A naive time reads in the configured zone (Asia/Shanghai), slashes and a missing second as well.
+    assert row(4, "2022/05/01 09:00")[7] == a[7]
+    assert row(5, datetime(2022, 5, 1, 1, 0, tzinfo=UTC))[14] == a[14]
+    for line in (6, 7):
+        refused = row(line, "yesterday")
+        assert (refused.status, refused.reason, refused.field) == ("refused", ingest.BAD_TIME, "collected_at")
+    assert row(8, None).reason == ingest.BAD_TIME
+    assert sites.times["yesterday"] is None and len(sites.times) == 3
+
+
+def _spy_resolve(monkeypatch) -> list[tuple[bool, bool]]:
+    """(offered optimistically, still optimistic after) for each batch written."""
+    calls: list[tuple[bool, bool]] = []
+    real = ingest._resolve
+
+    def spy(cur, **kw):
+        out = real(cur, **kw)
+        calls.append((kw.get("optimistic", False), out[2]))
+        return out
+
+    monkeypatch.setattr(ingest, "_resolve", spy)
+    return calls
+
+
+@pg_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("batch_size", "expected_calls", "reasons", "unchanged"),
+    [
+        # Batches [2, 3] [4, 5] [6, 7] [8]: the third meets a stored scan_id on a refused line and is redone.
+        (2, [(True, True), (True, True), (True, False), (False, False)],
+         {5: ingest.TUBE_RESULTED, 6: ingest.TUBE_RESULTED}, 1),
+        # One batch: the repeated line 6 is judged against line 5, as the careful rules do.
+        (100, [(True, False)], {5: ingest.TUBE_RESULTED}, 2),
+    ],
+)  # fmt: skip
+def test_optimistic_batches_redo_the_careful_way_what_repeats_a_scan(tmp_path, campaign, site, tester, person_factory,
+                                                                    monkeypatch, batch_size, expected_calls, reasons,
+                                                                    unchanged):  # fmt: skip
+    d = [person_factory(name=f"人{i}").document_number for i in range(8)]
+    ingest.import_registrations(_write(tmp_path / "first.csv", [("E-0", "R", d[0], "人0", "", AT, "S-FR-1")]),
+                                campaign=campaign, user=tester)  # fmt: skip
+    Tube.objects.filter(barcode="R").update(result="negative")
+    calls = _spy_resolve(monkeypatch)
+    rows = [
+        ("A-0", "Q1", d[1], "人1", "", AT, "S-FR-1"),  # 2
+        ("A-1", "Q1", d[2], "人2", "", AT, "S-FR-1"),  # 3
+        ("A-2", "Q1", d[3], "人3", "", AT, "S-FR-1"),  # 4
+        ("X-1", "R", d[4], "人4", "", AT, "S-FR-1"),  # 5: a tube already resulted
+        ("X-1", "R", d[4], "人4", "", AT, "S-FR-1"),  # 6: the same scan again, refused like line 5
+        ("E-0", "R", d[0], "人0", "", AT, "S-FR-1"),  # 7: stored before its tube was resulted: a re-send
+        ("A-3", "Q1", d[5], "人5", "", AT, "S-FR-1"),  # 8
+    ]
+    err = tmp_path / "err.csv"
+    s = ingest.import_registrations(_write(tmp_path / "reg.csv", rows), campaign=campaign, user=tester,
+                                    errors_path=err, batch_size=batch_size)  # fmt: skip
+    assert calls == expected_calls
+    assert _errors(err) == reasons
+    assert (s.accepted, s.unchanged, s.rejected) == (4, unchanged, len(reasons))
+    assert Tube.objects.get(barcode="Q1").members == 4
+    assert Registration.objects.filter(scan_id__in=["X-1", "E-0"]).count() == 1
+    again = ingest.import_registrations(_write(tmp_path / "reg.csv", rows), campaign=campaign, user=tester,
+                                        batch_size=batch_size)  # fmt: skip
+    assert (again.accepted, again.unchanged) == (0, 4 + unchanged)
+
+
+@pg_only
+@pytest.mark.django_db(transaction=True)
+def test_an_optimistic_batch_refused_by_the_scan_index_is_redone(tmp_path, campaign, site, tester, person_factory,
+                                                                 monkeypatch):  # fmt: skip
+    d = [person_factory(name=f"人{i}").document_number for i in range(4)]
+    ingest.import_registrations(_write(tmp_path / "first.csv", [("E-7", "Q3", d[0], "人0", "", AT, "S-FR-1")]),
+                                campaign=campaign, user=tester)  # fmt: skip
+    calls = _spy_resolve(monkeypatch)
+    rows = [("B-1", "Q4", d[1], "人1", "", AT, "S-FR-1"),
+            ("E-7", "Q4", d[2], "人2", "", AT, "S-FR-1"),  # a stored scan_id, other content, passing every rule
+            ("B-2", "Q4", d[3], "人3", "", AT, "S-FR-1")]  # fmt: skip
+    err = tmp_path / "err.csv"
+    s = ingest.import_registrations(_write(tmp_path / "reg.csv", rows), campaign=campaign, user=tester,
+                                    errors_path=err)  # fmt: skip
+    assert calls == [(True, False)]
+    assert _errors(err) == {3: ingest.DUPLICATE_DIFFERENT}
+    assert (s.accepted, s.rejected) == (2, 1)
+    assert Registration.objects.get(scan_id="E-7").tube.barcode == "Q3"
+    assert Tube.objects.get(barcode="Q4").members == 2
+    from cordon.people.models import Person
+
+    assert Person.objects.filter(document_number__in=d).count() == 4  # nothing added twice by the undone attempt
