@@ -127,3 +127,19 @@ def test_repeated_scan_id_is_judged_against_its_first_line(campaign, site, termi
     assert out[1].reason == ingest.DUPLICATE_DIFFERENT
     reg = Registration.objects.get(scan_id="q")
     assert reg.person.document_number == first["document_number"]
+
+
+def test_unknown_people_join_the_registry_once_with_their_first_line(tmp_path, campaign, site, tester, person_factory):
+    known = person_factory(name="老住户")
+    a, b = rid("430102", 1999, 9, 9, 41), rid("430102", 1988, 8, 8, 42)
+    rows = [("U-1", "N1", b, "乙", "13900000002", AT, "S-FR-1"),  # 2
+            ("U-2", "N1", known.document_number, "老住户", "", AT, "S-FR-1"),  # 3
+            ("U-3", "N2", a, "甲", "", AT, "S-FR-1"),  # 4
+            ("U-4", "N3", b, "乙改", "", AT, "S-FR-1")]  # 5: the same newcomer later, another name  # fmt: skip
+    s = ingest.import_registrations(_write(tmp_path / "reg.csv", rows), campaign=campaign, user=tester)
+    assert (s.accepted, s.rejected, s.extra["people_added"]) == (4, 0, 2)
+    added = {p.document_number: p for p in Person.objects.filter(document_number__in=[a, b])}
+    assert (added[b].name, added[b].phone, added[a].name) == ("乙", "13900000002", "甲")
+    assert not added[a].verified and not added[b].verified
+    assert Registration.objects.filter(person=added[b]).count() == 2
+    assert Person.objects.filter(document_number=known.document_number).get().verified
