@@ -877,6 +877,10 @@ def _import(rows: Iterable[tuple[int, Any]], clean: Callable[[int, Any], tuple |
             if summary.accepted >= _ANALYZE_AFTER:
                 cur.execute("ANALYZE screening_registration")
                 cur.execute("ANALYZE screening_tube")
+            if summary.accepted:
+                # The time index's new block ranges (it does not ask autovacuum for each: migration 0007).
+                cur.execute("SELECT brin_summarize_new_values(i) FROM to_regclass('reg_collected_brin') AS i"
+                            " WHERE i IS NOT NULL")  # fmt: skip
             if summary.extra["people_added"] >= _ANALYZE_AFTER:
                 cur.execute("ANALYZE people_person")
     return summary

@@ -282,3 +282,20 @@ def test_an_optimistic_batch_refused_by_the_scan_index_is_redone(tmp_path, campa
     from cordon.people.models import Person
 
     assert Person.objects.filter(document_number__in=d).count() == 4  # nothing added twice by the undone attempt
+
+
+@pg_only
+@pytest.mark.django_db(transaction=True)
+def test_a_file_import_summarises_the_time_index_ranges_it_filled(tmp_path, campaign, site, tester):
+    with connection.cursor() as cur:
+        cur.execute("SELECT reloptions FROM pg_class WHERE relname = 'reg_collected_brin'")
+        assert "autosummarize=off" in cur.fetchone()[0]
+    rows = [(f"B-{i}", f"BT{i // 10}", rid("430102", 1950 + i % 60, 1 + i % 12, 1 + i % 28, i // 720), f"人{i}", "",
+             AT, "S-FR-1") for i in range(5000)]  # fmt: skip
+    s = ingest.import_registrations(_write(tmp_path / "reg.csv", rows), campaign=campaign, user=tester)
+    assert s.accepted == 5000
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_relation_size('screening_registration') / current_setting('block_size')::int")
+        assert cur.fetchone()[0] > 64  # more than two block ranges of 32 pages
+        cur.execute("SELECT brin_summarize_new_values('reg_collected_brin'::regclass)")
+        assert cur.fetchone()[0] == 0  # nothing left for autovacuum: the import summarised what it added
