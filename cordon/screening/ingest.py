@@ -173,10 +173,7 @@ def _digest(barcode: str, doc_type: str, doc_number: str, name: str, phone: str,
             guardian: str) -> str:  # fmt: skip
     """``scan_digest`` with the time already in its text form (see ``SiteResolver.times``)."""
     text = f"{barcode}|{doc_type}|{doc_number}|{name}|{phone}|{at_iso}|{site}|{guardian}"
-    return _md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-_md5 = hashlib.md5
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 class SiteResolver:
@@ -371,15 +368,11 @@ _MISSING = object()
 def _parse_collected(value: Any, memo: dict[str, tuple[datetime, str] | None]) -> tuple[datetime, str] | None:
     """A collection time and its UTC ISO text, remembered (for text) up to ``_MEMO_LIMIT`` values."""
     try:
-        collected = datetime.fromisoformat(value)
-        if collected.tzinfo is None:
-            collected = timezone.make_aware(collected)
-    except (TypeError, ValueError):
-        try:
-            collected = parse_time(value)
-        except ValueError:
-            collected = None
-    found = None if collected is None else (collected, _utc_iso(collected))
+        collected = parse_time(value)
+    except ValueError:
+        found = None
+    else:
+        found = (collected, _utc_iso(collected))
     if value.__class__ is str and len(memo) < _MEMO_LIMIT:
         memo[value] = found
     return found
