@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from cordon.cases.models import Case
 from cordon.tracing.models import Contact
@@ -29,7 +32,9 @@ def test_report_case_add_contact_countdown_and_chain(page, shot, make_user, pers
     case = Case.objects.get()
     assert page.text_content("#case-number").strip() == case.number
     # the investigation's countdowns are running
-    page.wait_for_function("document.querySelector('#investigation .countdown').textContent.length > 0")
+    # a locator assertion polls from outside the page: the page's CSP forbids the eval a
+    # string predicate needs once its first check comes back false
+    expect(page.locator("#investigation .countdown").first).to_have_text(re.compile(r"\S"))
     first = page.text_content("#investigation .countdown")
     assert "h" in first and "overdue" not in first
 
