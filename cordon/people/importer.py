@@ -425,8 +425,7 @@ def import_people(
     except BaseException:
         deferred.finish(failing=True)
         raise
-    deferred.finish(failing=False)
-    flagged = flag_duplicates(run.pk, rows_written=summary.accepted + summary.updated)
+    flagged = _finish_and_flag(deferred, run.pk, summary.accepted + summary.updated)
     summary.extra["duplicates_flagged"] = flagged
     summary.errors = report.close()
     ImportRun.objects.filter(pk=run.pk).update(
@@ -439,6 +438,39 @@ def import_people(
         status="done",
     )
     return summary
+
+
+def _finish_and_flag(deferred: _DeferredIndexes, run_id: int, rows_written: int) -> int:
+    """Build the deferred indexes and flag the run's likely duplicates; returns the pairs flagged.
+
+    After a first load both are server work over the whole table with the importer idle. The index
+    builds already use the server's parallel workers, but the duplicate grouping is one hashed pass on
+    one core; run side by side on two connections they take about a second less per million people. The
+    grouping needs none of the indexes, and the locks do not conflict (the builds' SHARE lock and the
+    region key's SHARE ROW EXCLUSIVE admit the flags' reads and their foreign-key row locks). An error on
+    either side is raised once both have ended."""
+    if not deferred.definitions:
+        deferred.finish(failing=False)
+        return flag_duplicates(run_id, rows_written=rows_written)
+    found: dict[str, Any] = {}
+
+    def flag() -> None:
+        try:
+            found["pairs"] = flag_duplicates(run_id, rows_written=rows_written)
+        except BaseException as exc:
+            found["error"] = exc
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=flag, name="cordon-import-duplicates", daemon=True)
+    thread.start()
+    try:
+        deferred.finish(failing=False)
+    finally:
+        thread.join()
+    if "error" in found:
+        raise found["error"]
+    return found["pairs"]
 
 
 def _load(

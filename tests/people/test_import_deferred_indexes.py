@@ -8,6 +8,7 @@ the deferral only happens outside a caller's transaction.
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
 import psycopg
@@ -182,3 +183,37 @@ def test_the_load_defers_by_itself_only_into_a_registry_much_smaller_than_the_fi
     seen = []
     _import(path, tmp_path / "e2.csv", seen)  # 44 people are more than a quarter of the file
     assert seen and all(DEFERRED <= names for names in seen)
+
+
+@pg_only
+@pytest.mark.django_db(transaction=True)
+def test_duplicates_are_flagged_beside_the_index_builds_and_their_error_is_raised(tmp_path, regions, monkeypatch):
+    before = _indexes()
+    path = _write(tmp_path, _lines())
+    threads: list[str] = []
+    flag = importer.flag_duplicates
+
+    def watched(run_id: int, **kw) -> int:
+        threads.append(threading.current_thread().name)
+        return flag(run_id, **kw)
+
+    monkeypatch.setattr(importer, "flag_duplicates", watched)
+    summary = import_people(path, today=TODAY, batch_size=8, defer_indexes=True)
+    assert threads == ["cordon-import-duplicates"] and summary.extra["duplicates_flagged"] == 4
+    assert DuplicateFlag.objects.count() == 4 and _indexes() == before
+
+    def broken(run_id: int, **kw) -> int:
+        raise RuntimeError("the grouping failed")
+
+    Person.objects.all().delete()
+    monkeypatch.setattr(importer, "flag_duplicates", broken)
+    with pytest.raises(RuntimeError, match="grouping failed"):
+        import_people(path, today=TODAY, batch_size=8, defer_indexes=True)
+    assert _indexes() == before  # the builds beside it finished
+    assert _advisory_locks() == 0
+    assert Person.objects.count() == 44
+
+    monkeypatch.setattr(importer, "flag_duplicates", watched)
+    threads.clear()
+    import_people(_write(tmp_path, _lines()[:3], "small.csv"), today=TODAY, defer_indexes=False)
+    assert threads == ["MainThread"]  # nothing deferred: flagged in line, on the caller's connection
