@@ -187,33 +187,55 @@ def test_the_load_defers_by_itself_only_into_a_registry_much_smaller_than_the_fi
 
 @pg_only
 @pytest.mark.django_db(transaction=True)
-def test_duplicates_are_flagged_beside_the_index_builds_and_their_error_is_raised(tmp_path, regions, monkeypatch):
+def test_duplicates_are_grouped_beside_the_index_builds_and_paired_after_them(tmp_path, regions, monkeypatch):
     before = _indexes()
     path = _write(tmp_path, _lines())
-    threads: list[str] = []
+    seen: list[tuple[str, bool]] = []
     flag = importer.flag_duplicates
 
-    def watched(run_id: int, **kw) -> int:
-        threads.append(threading.current_thread().name)
-        return flag(run_id, **kw)
+    def watched(run_id: int, *, before_pairs=None, **kw) -> int:
+        def wait() -> None:
+            if before_pairs is not None:
+                before_pairs()
+            seen.append((threading.current_thread().name, DEFERRED <= set(_indexes())))
+
+        return flag(run_id, before_pairs=wait, **kw)
 
     monkeypatch.setattr(importer, "flag_duplicates", watched)
     summary = import_people(path, today=TODAY, batch_size=8, defer_indexes=True)
-    assert threads == ["cordon-import-duplicates"] and summary.extra["duplicates_flagged"] == 4
+    assert seen == [("cordon-import-duplicates", True)] and summary.extra["duplicates_flagged"] == 4
     assert DuplicateFlag.objects.count() == 4 and _indexes() == before
+
+    seen.clear()
+    import_people(_write(tmp_path, _lines()[:3], "small.csv"), today=TODAY, defer_indexes=False)
+    assert seen == [("MainThread", True)]  # nothing deferred: flagged in line, on the caller's connection
+
+
+@pg_only
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_grouping_or_index_build_is_raised_and_nothing_is_flagged(tmp_path, regions, monkeypatch):
+    before = _indexes()
+    path = _write(tmp_path, _lines())
 
     def broken(run_id: int, **kw) -> int:
         raise RuntimeError("the grouping failed")
 
-    Person.objects.all().delete()
     monkeypatch.setattr(importer, "flag_duplicates", broken)
     with pytest.raises(RuntimeError, match="grouping failed"):
         import_people(path, today=TODAY, batch_size=8, defer_indexes=True)
     assert _indexes() == before  # the builds beside it finished
-    assert _advisory_locks() == 0
-    assert Person.objects.count() == 44
+    assert _advisory_locks() == 0 and Person.objects.count() == 44
+    monkeypatch.undo()
 
-    monkeypatch.setattr(importer, "flag_duplicates", watched)
-    threads.clear()
-    import_people(_write(tmp_path, _lines()[:3], "small.csv"), today=TODAY, defer_indexes=False)
-    assert threads == ["MainThread"]  # nothing deferred: flagged in line, on the caller's connection
+    Person.objects.all().delete()
+    finish = importer._DeferredIndexes.finish
+
+    def failing_build(self, *, failing: bool) -> None:
+        finish(self, failing=failing)
+        raise RuntimeError("an index build failed")
+
+    monkeypatch.setattr(importer._DeferredIndexes, "finish", failing_build)
+    with pytest.raises(RuntimeError, match="index build failed"):
+        import_people(path, today=TODAY, batch_size=8, defer_indexes=True)
+    assert Person.objects.count() == 44 and DuplicateFlag.objects.count() == 0  # the pairs were abandoned
+    assert threading.active_count() == 1
