@@ -12,7 +12,8 @@ every row it does not vouch for, valid or not, goes through ``clean_person``, so
 messages are the ones every other path produces. Reading, validating and formatting a batch of newcomers
 as binary COPY data run in a background thread while the writes wait on the database. A first load into
 a registry much smaller than the file builds the secondary indexes once at the end instead of row by row
-(``_DeferredIndexes``). Region codes are looked up once per chunk of the file, existing people with one
+(``_DeferredIndexes``), and groups its likely duplicates on a second connection meanwhile
+(``_finish_and_flag``). Region codes are looked up once per chunk of the file, existing people with one
 indexed query per document type and batch, and new ones go in with a binary COPY.
 """
 
