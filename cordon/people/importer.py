@@ -311,7 +311,7 @@ class _CleanedChunks:
         self._prepare = prepare
         self._batch = max(1, chunk_size)
         self._thread = threading.Thread(
-            target=self._run, args=(source, cleaner, max(1, chunk_size)), name="cordon-import-reader", daemon=True
+            target=self._run, args=(source, cleaner), name="cordon-import-reader", daemon=True
         )
 
     def __enter__(self) -> Iterator[_Chunk]:
@@ -347,8 +347,8 @@ class _CleanedChunks:
                 continue
         return False
 
-    def _run(self, source: TabularFile, cleaner: _RowCleaner, chunk_size: int) -> None:
-        chunk = _Chunk()
+    def _run(self, source: TabularFile, cleaner: _RowCleaner) -> None:
+        chunk, chunk_size = _Chunk(), self._batch
         # The loop runs once per line of a file of millions: the chunk's list and the checks are local names.
         items, add = chunk.items, chunk.items.append
         fast, general = cleaner.fast_path(), cleaner.general
@@ -911,12 +911,12 @@ class _BatchWriter:
 
     def _copy_all(self, batch: list[tuple[int, tuple]], now: Any, prepared: _Prepared | None) -> bool:
         """COPY the whole batch in a savepoint; False (and careful from now on) if a document is taken."""
-        tail = _tail(now, self.run.pk)
         try:
             with transaction.atomic():
                 if prepared is not None:
                     copy_data(Person._meta.db_table, INSERT_COLUMNS, prepared.data)
                     return True
+                tail = _tail(now, self.run.pk)
                 copy_rows(
                     Person._meta.db_table,
                     INSERT_COLUMNS,
@@ -1023,9 +1023,10 @@ def _in_document_order(values: list[tuple]) -> list[tuple]:
 def insert_people_rows(rows: list[dict[str, Any]], run_id: int, now: Any) -> None:
     if not rows:
         return
+    tail = _tail(now, run_id)
     values = [
         (r["name"], r["document_type"], r["document_number"], r["sex"], r["birth_date"], r["phone"], r["address"],
-         r["region_id"], "CHN", True, now, now, run_id)
+         r["region_id"], *tail)
         for r in rows
     ]  # fmt: skip
     _insert_values(values)
