@@ -5,8 +5,8 @@ Why set-based: a city round is ten million swabs in a day. Each row is checked i
 sites) and streamed into a temporary table (binary COPY on PostgreSQL, executemany on SQLite) while the file
 is read; a file is written a million rows per transaction. Then a handful of statements refuse what breaks a
 rule (tube full, tube already resulted, person already in the tube), each touching only the rows it
-concerns, and one INSERT … SELECT resolves people and tubes by their natural keys (hash joins) and writes the
-rest. Re-sending a batch is harmless: registrations are keyed by the terminal's ``scan_id``.
+concerns, and one INSERT … SELECT writes the rest, its people and tubes resolved by their natural keys (hash
+joins; the people the registry already held are looked up before the batch's turn to write). Re-sending a batch is harmless: registrations are keyed by the terminal's ``scan_id``.
 """
 
 from __future__ import annotations
@@ -396,6 +396,7 @@ _STAGE_DDL = """CREATE TEMP TABLE {t} (line integer, scan_id text, barcode text,
  birth_date date, sex text, digest text, g_doc_type text, g_doc_number text, household boolean,
  tube_id bigint, guardian_id bigint, status text)"""
 STAGE_TABLE = "screening_stage"
+PERSON_TABLE = "screening_stage_person"  # (line, person_id, region_id) of the staged lines whose person is known
 _WORK_MEM = "256MB"  # per hash or sort of one large batch, on PostgreSQL
 _SQLITE_CHUNK = 5000
 _ANALYZE_AFTER = 50_000  # rows written by one file import
@@ -451,30 +452,19 @@ class _Stage:
             self._flush()
 
     def drop(self) -> None:
-        self.cur.execute(f"DROP TABLE IF EXISTS {'pg_temp' if self.pg else 'temp'}.{STAGE_TABLE}")
+        schema = "pg_temp" if self.pg else "temp"
+        self.cur.execute(f"DROP TABLE IF EXISTS {schema}.{STAGE_TABLE}")
+        self.cur.execute(f"DROP TABLE IF EXISTS {schema}.{PERSON_TABLE}")
 
 
-class _Redo(Exception):
-    """An optimistic write met a scan_id already stored or repeated in its batch: undone, to be done carefully."""
-
-
-def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool, household: bool = True,
-             optimistic: bool = False) -> tuple[BatchResult, list, bool]:  # fmt: skip
-    """The pooling rules and the writes, set-based over the staging table, in an order that keeps every
-    statement to the rows it concerns: duplicates and rules on tubes that existed before touch few rows,
-    and people and tubes are resolved by natural key in the final insert (hash joins, no per-row updates
-    of the staging table).
-
-    ``optimistic`` (a registration file on PostgreSQL): the batch is first written without looking for
-    its scan_ids among the stored registrations and within itself, the two statements that read the whole
-    registration table and the whole batch. The unique scan_id index checks every line that is written;
-    what it cannot see, a line refused by a pooling rule, is looked up afterwards, and those are few. Should
-    any scan_id turn out stored or repeated, the attempt is undone (a savepoint) and the batch written the
-    careful way, as are the run's later batches: a file that repeats once, a re-import, usually goes on
-    doing so. Both ways give the same rows and outcomes. Returns (result, flagged lines, still optimistic)."""
+def _prepare(cur: Any, rows: int) -> None:
+    """What a staged batch can settle before its turn to write, because no earlier batch changes it: the
+    planner's statistics of the staging table, and the people the registry already holds (people are never
+    deleted, so an id read now is still right when the batch is written). With two workers this runs on one
+    core while the other batch is written on the other, and the final insert joins this small table instead of
+    the whole registry. The people an earlier batch adds are looked up in turn, in ``_write_pending``."""
     pg = connection.vendor == "postgresql"
-    t = STAGE_TABLE
-    now = timezone.now()
+    t, tp = STAGE_TABLE, PERSON_TABLE
     if pg and rows > 2000:
         # The statements below join on the staging table; without statistics the planner picks nested loops,
         # and with the default work_mem a hash over a million rows spills to disk in many batches.
@@ -483,6 +473,42 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
     if not pg:
         cur.execute(f"CREATE INDEX temp.{t}_line ON {t} (line)")
         cur.execute(f"CREATE INDEX temp.{t}_scan ON {t} (scan_id)")
+    cur.execute(f"DROP TABLE IF EXISTS {'pg_temp' if pg else 'temp'}.{tp}")
+    cur.execute(f"""CREATE TEMP TABLE {tp} AS
+                    SELECT s.line, p.id AS person_id, p.region_id FROM {t} s
+                    JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number""")
+    if pg:
+        if rows > 2000:
+            cur.execute(f"ANALYZE {tp}")
+    else:
+        cur.execute(f"CREATE INDEX temp.{tp}_line ON {tp} (line)")
+
+
+class _Redo(Exception):
+    """An optimistic write met a scan_id already stored or repeated in its batch: undone, to be done carefully."""
+
+
+def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool, household: bool = True,
+             optimistic: bool = False, prepared: bool = False) -> tuple[BatchResult, list, bool]:  # fmt: skip
+    """The pooling rules and the writes, set-based over the staging table, in an order that keeps every
+    statement to the rows it concerns: duplicates and rules on tubes that existed before touch few rows,
+    and people (``_prepare``, then the newcomers) and tubes are resolved by natural key into the final
+    insert (hash joins, no per-row updates of the staging table).
+
+    ``optimistic`` (a registration file on PostgreSQL): the batch is first written without looking for
+    its scan_ids among the stored registrations and within itself, the two statements that read the whole
+    registration table and the whole batch. The unique scan_id index checks every line that is written;
+    what it cannot see, a line refused by a pooling rule, is looked up afterwards, and those are few. Should
+    any scan_id turn out stored or repeated, the attempt is undone (a savepoint) and the batch written the
+    careful way, as are the run's later batches: a file that repeats once, a re-import, usually goes on
+    doing so. Both ways give the same rows and outcomes. Returns (result, flagged lines, still optimistic).
+
+    ``prepared``: ``_prepare`` has already run on this staging table (a file's worker does it before its turn)."""
+    pg = connection.vendor == "postgresql"
+    t = STAGE_TABLE
+    now = timezone.now()
+    if not prepared:
+        _prepare(cur, rows)
     if pg and optimistic:
         out = BatchResult()
         try:
@@ -552,6 +578,7 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                    out: BatchResult, household: bool, strict: bool = False) -> None:  # fmt: skip
     """Steps 2-8 over the lines no earlier step refused. ``strict``: a conflict in the final insert is
     raised, not skipped (the optimistic write, which has not looked for stored scan_ids)."""
+    tp = PERSON_TABLE
     # 2. Unknown people join the registry, unverified, in the site's grid (the first line of each wins).
     if pg:
         cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
@@ -559,7 +586,7 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                         SELECT DISTINCT ON (s.doc_type, s.doc_number) s.name, s.doc_type, s.doc_number, s.sex,
                                s.birth_date, s.phone, '', s.region, 'CHN', %s, %s, %s, %s
                         FROM {t} s
-                        WHERE s.status IS NULL
+                        WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)
                           AND NOT EXISTS (SELECT 1 FROM people_person p
                                           WHERE p.document_type = s.doc_type AND p.document_number = s.doc_number)
                         ORDER BY s.doc_type, s.doc_number, s.line
@@ -571,13 +598,18 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                         SELECT s.name, s.doc_type, s.doc_number, s.sex, s.birth_date, s.phone, '', s.region,
                                'CHN', %s, %s, %s, %s
                         FROM {t} s
-                        WHERE s.status IS NULL
+                        WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)
                           AND s.line IN (SELECT MIN(line) FROM {t} WHERE status IS NULL GROUP BY doc_type, doc_number)
                           AND NOT EXISTS (SELECT 1 FROM people_person p
                                           WHERE p.document_type = s.doc_type AND p.document_number = s.doc_number)
                         ON CONFLICT (document_type, document_number) DO NOTHING""",
                     [False, now, now, run_id])  # fmt: skip
     out.people_added = max(cur.rowcount, 0)
+    # The lines whose person was not in the registry before the turn: added just now, or by an earlier batch.
+    cur.execute(f"""INSERT INTO {tp} (line, person_id, region_id)
+                    SELECT s.line, p.id, p.region_id FROM {t} s
+                    JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number
+                    WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)""")
     # Guardians (rare) are resolved on their own rows only.
     cur.execute(f"""UPDATE {t} SET guardian_id = p.id FROM people_person p
                     WHERE p.document_type = {t}.g_doc_type AND p.document_number = {t}.g_doc_number
@@ -635,10 +667,10 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
     # to conflict; should a terminal's batch land in between, the insert is redone skipping its rows.
     insert = f"""INSERT INTO screening_registration (scan_id, campaign_id, tube_id, person_id, site_id,
                      region_id, guardian_id, collected_at, digest, created_at)
-                 SELECT s.scan_id, s.campaign_id, x.id, p.id, s.site_id, p.region_id, s.guardian_id,
+                 SELECT s.scan_id, s.campaign_id, x.id, k.person_id, s.site_id, k.region_id, s.guardian_id,
                         s.collected_at, s.digest, %s
                  FROM {t} s
-                 JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number
+                 JOIN {tp} k ON k.line = s.line
                  JOIN screening_tube x ON x.barcode = s.barcode
                  WHERE s.status IS NULL"""  # fmt: skip
     if strict:
@@ -952,11 +984,13 @@ class _Worker:
                     locked = False
                     s.lock.release()
                 stage.close()
+                if stage.rows:
+                    _prepare(cur, stage.rows)
                 self._wait_turn(k)
                 if stage.rows:
                     res, flagged, s.optimistic = _resolve(cur, user=self.user, run_id=self.run_id,
                                                           rows=stage.rows, detail=False, household=stage.household,
-                                                          optimistic=s.optimistic)  # fmt: skip
+                                                          optimistic=s.optimistic, prepared=True)  # fmt: skip
                     _audit_batch(self.user, stage.campaigns, stage.rows, res, self.run_id)
                 else:
                     res, flagged = BatchResult(), []

@@ -163,6 +163,39 @@ def test_pipelined_batches_apply_the_rules_in_file_order(tmp_path, campaign, sit
 
 @pg_only
 @pytest.mark.django_db(transaction=True)
+def test_a_newcomer_added_by_the_batch_before_is_found_in_turn(tmp_path, campaign, site, tester, monkeypatch):
+    """The next batch looks its people up while the batch before it is still being written: a newcomer that
+    batch adds is not there yet, and must be found when the next batch's turn comes, not dropped."""
+    import threading
+
+    newcomer = rid("430102", 1990, 3, 3, 77)
+    rows = [("N-1", "Q1", newcomer, "新来", "", AT, "S-FR-1"), ("N-2", "Q2", newcomer, "新来", "", AT, "S-FR-1")]
+    second_prepared = threading.Event()
+    prepared, real_prepare, real_resolve = [], ingest._prepare, ingest._resolve
+
+    def prepare(cur, rows):
+        real_prepare(cur, rows)
+        cur.execute(f"SELECT COUNT(*) FROM {ingest.PERSON_TABLE}")
+        prepared.append(cur.fetchone()[0])
+        if len(prepared) == 2:
+            second_prepared.set()
+
+    def resolve(cur, **kw):
+        if not prepared or len(prepared) == 1:
+            assert second_prepared.wait(10), "the second batch was staged while the first waited"
+        return real_resolve(cur, **kw)
+
+    monkeypatch.setattr(ingest, "_prepare", prepare)
+    monkeypatch.setattr(ingest, "_resolve", resolve)
+    s = ingest.import_registrations(_write(tmp_path / "reg.csv", rows), campaign=campaign, user=tester, batch_size=1)
+    assert prepared == [0, 0]  # neither batch found the newcomer before its turn
+    assert (s.accepted, s.rejected, s.extra["people_added"]) == (2, 0, 1)
+    assert set(Registration.objects.filter(person__document_number=newcomer).values_list("tube__barcode", flat=True)) \
+        == {"Q1", "Q2"}
+
+
+@pg_only
+@pytest.mark.django_db(transaction=True)
 def test_a_failing_batch_keeps_the_batches_before_it_and_writes_none_after(tmp_path, campaign, site, tester,
                                                                            person_factory, monkeypatch):  # fmt: skip
     d = [person_factory(name=f"人{i}").document_number for i in range(12)]
