@@ -126,19 +126,25 @@ def on_contact_status_changed(contact: Any, old: str, new: str, user: Any = None
 # --------------------------------------------------------------------------- screening and isolation
 
 
-def on_pool_positive(tube: Any, retests: list[Any] | None = None, user: Any = None, **_: Any) -> None:
-    retests = list(retests or [])
-    region = _attr(tube, "region_id", "site.region_id", "campaign.region_id")
-    if region is None and retests:
-        region = _attr(retests[0], "region_id", "person.region_id")
-    if region is None:
-        return
-    barcode = _attr(tube, "barcode") or str(tube.pk)
-    positive_at = _attr(tube, "resulted_at") or timezone.now()
-    due = positive_at + _hours("screening.positive_pool.hold_and_resample_hours")
-    services.auto_task(key=f"retest:tube:{tube.pk}", kind=TaskKind.RETEST, region_code=str(region), group_code="testing",
-                       title=f"混管阳性复核 {barcode}（{len(retests)}人）", due_at=due, context_type="tube",
-                       context_id=tube.pk, context_label=barcode, priority=Priority.URGENT)  # fmt: skip
+def on_pools_positive(pools: list[tuple[Any, list[Any] | None]], user: Any = None, **_: Any) -> None:
+    """One urgent retest task per positive pool, due on the policy's clock from the result, issued together."""
+    specs = []
+    for tube, retests in pools:
+        retests = list(retests or [])
+        region = _attr(tube, "region_id", "site.region_id", "campaign.region_id")
+        if region is None and retests:
+            region = _attr(retests[0], "region_id", "person.region_id")
+        if region is None:
+            continue
+        barcode = _attr(tube, "barcode") or str(tube.pk)
+        positive_at = _attr(tube, "resulted_at") or timezone.now()
+        due = positive_at + _hours("screening.positive_pool.hold_and_resample_hours")
+        specs.append({"key": f"retest:tube:{tube.pk}", "kind": TaskKind.RETEST, "region_code": str(region),
+                      "group_code": "testing", "title": f"混管阳性复核 {barcode}（{len(retests)}人）", "due_at": due,
+                      "context_type": "tube", "context_id": tube.pk, "context_label": barcode,
+                      "priority": Priority.URGENT})  # fmt: skip
+    if specs:
+        services.auto_tasks(specs)
 
 
 def on_retest_resulted(retest: Any, user: Any = None, **_: Any) -> None:
@@ -192,7 +198,7 @@ SUBSCRIPTIONS = {
     "case.reclassified": on_case_reclassified,
     "contacts.identified": on_contacts_identified,
     "contact.status_changed": on_contact_status_changed,
-    "pool.positive": on_pool_positive,
+    "pools.positive": on_pools_positive,
     "retest.resulted": on_retest_resulted,
     "placement.due_for_release": on_placement_due_for_release,
     "placement.released": on_placement_released,

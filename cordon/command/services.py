@@ -406,6 +406,80 @@ def auto_task(*, key: str, kind: str, region_code: str, group_code: str, title: 
                        auto_key=key)  # fmt: skip
 
 
+def auto_tasks(specs: list[dict[str, Any]]) -> list[Task]:
+    """``auto_task`` for many events at once, each spec its keyword arguments (a lab file's positive pools: a
+    city round has hundreds). One query finds the keys already issued; the new tasks, their first events,
+    their audit events and their notifications are each one insert, and headquarters, groups and recipients
+    are looked up once per headquarters and group, not per task. Same rows as ``auto_task`` one by one; a
+    key issued meanwhile by another writer sends the batch that way. Returns the tasks in the order of
+    ``specs``, those issued before included."""
+    first: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        first.setdefault(spec["key"], spec)
+    keys = list(first)
+    tasks: dict[str, Task] = {}
+    for i in range(0, len(keys), 500):  # under SQLite's limit of bound parameters
+        tasks.update({t.auto_key: t for t in Task.objects.filter(auto_key__in=keys[i : i + 500])})
+    hqs: dict[str, Headquarters] = {}
+    groups: dict[tuple[int, str], WorkingGroup | None] = {}
+    now = timezone.now()
+    new = []
+    for key, spec in first.items():
+        if key in tasks:
+            continue
+        kind, priority = spec["kind"], spec.get("priority", Priority.HIGH)
+        title = spec["title"].strip()
+        if not title:
+            raise ValidationError(_("A task needs a title."))
+        if kind not in TaskKind.values or priority not in Priority.values:
+            raise ValidationError(_("Unknown task kind or priority."))
+        code = hq_region_code(spec["region_code"])
+        if code not in hqs:
+            hqs[code] = ensure_headquarters(code)
+        hq = hqs[code]
+        if (hq.pk, spec["group_code"]) not in groups:
+            groups[hq.pk, spec["group_code"]] = group_of(hq, spec["group_code"])
+        new.append(Task(title=title[:200], description=spec.get("description", ""), kind=kind, priority=priority,
+                        issuer_hq=hq, assignee_hq=hq, assignee_group=groups[hq.pk, spec["group_code"]],
+                        region_code=hq.region_id, context_type=spec["context_type"],
+                        context_id=str(spec["context_id"] or ""), context_label=spec["context_label"][:200],
+                        issued_at=now, due_at=spec["due_at"], auto_key=key))  # fmt: skip
+    if new:
+        try:
+            with transaction.atomic():
+                created = Task.objects.bulk_create(new)
+                _issued_many(created)
+        except IntegrityError:  # a key issued meanwhile: one by one, each finding what exists
+            return [auto_task(**spec) for spec in specs]
+        tasks.update({t.auto_key: t for t in created})
+    return [tasks[spec["key"]] for spec in specs]
+
+
+def _issued_many(tasks: list[Task]) -> None:
+    """What ``create_task`` writes beside a new task, for many system-issued tasks at once."""
+    TaskEvent.objects.bulk_create([TaskEvent(task=t, action="issued", from_status="", to_status=TaskStatus.ISSUED,
+                                             at=t.issued_at, by=None, note="") for t in tasks])  # fmt: skip
+    audit.record_many(SYSTEM, "command.task_issue", [
+        (t, t.region_code, {"kind": t.kind, "assignee_hq": t.assignee_hq_id, "assignee_group": t.assignee_group_id,
+                            "due_at": t.due_at, "context": f"{t.context_type}:{t.context_id}" if t.context_type else ""})
+        for t in tasks])  # fmt: skip
+    recipients: dict[tuple[int, int | None], list[Any]] = {}
+    notes, sends = [], []
+    for t in tasks:
+        who = (t.assignee_hq_id, t.assignee_group_id)
+        if who not in recipients:
+            recipients[who] = _recipients_for_task(t)
+        title = _("New task: %s") % t.title
+        users = recipients[who]
+        notes += [Notification(user=u, task=t, kind="assigned", title=title[:200], body=t.description,
+                               created_at=t.issued_at, key=f"assigned:{t.pk}:u{u.pk}"[:100]) for u in users]  # fmt: skip
+        if users:
+            sends.append((users, title, t.description))
+    Notification.objects.bulk_create(notes, batch_size=500)
+    if sends:
+        transaction.on_commit(lambda: [deliver(users, title, body) for users, title, body in sends])
+
+
 def close_auto_task(key: str, note: str) -> None:
     task = Task.objects.filter(auto_key=key, status__in=OPEN_STATUSES).first()
     if task is None:

@@ -9,7 +9,7 @@ Events and their payload keywords (the contract between modules):
 - ``case.status_changed``: case, old, new, user
 - ``contacts.identified``: contacts (list), user
 - ``contact.status_changed``: contact, old, new, user
-- ``pool.positive``: tube, retests (list), user
+- ``pools.positive``: pools (list of (tube, retests)), user: one or many positive pools (a lab file's at once)
 - ``retest.resulted``: retest, user
 - ``placement.created``: placement, user
 - ``placement.released``: placement, user

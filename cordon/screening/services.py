@@ -1,7 +1,7 @@
 """Writes of the screening module: campaigns, sites, labs, tubes, results and the positive-pool cascade.
 
 Every number (pool sizes, the 20-swab ceiling, target hours, the hold-and-resample clock) comes from the
-active policy. Each write runs in one transaction with its audit event; domain events (``pool.positive``,
+active policy. Each write runs in one transaction with its audit event; domain events (``pools.positive``,
 ``retest.resulted``) are emitted inside the same transaction so the command module's tasks commit with it.
 """
 
@@ -340,8 +340,8 @@ def positive_pool(user: Any, tube: Tube) -> list[Retest]:
 
 def positive_pools(user: Any, tubes: list[Tube]) -> dict[int, list[Retest]]:
     """``positive_pool`` for many tubes at once (a lab file's positives): one INSERT…SELECT of holds and one
-    of retests from the pools' registrations, whatever the number of pools, then per pool its audit event and
-    ``pool.positive`` (the command centre's task). Members already held or already ordered a retest for the
+    of retests from the pools' registrations, whatever the number of pools, then per pool its audit event, and
+    ``pools.positive`` once for them all (the command centre issues their tasks together). Members already held or already ordered a retest for the
     same tube are skipped, so a repeated call adds nothing. Returns each tube's pending retests."""
     pp = active_policy().screening.positive_pool
     now = timezone.now()
@@ -359,10 +359,11 @@ def positive_pools(user: Any, tubes: list[Tube]) -> dict[int, list[Retest]]:
                                        status=Retest.Status.PENDING).order_by("pk"):  # fmt: skip
             pending[r.source_tube_id].append(r)
     for tube in tubes:
-        retests = pending[tube.pk]
         _audit_tube(user, "screening.pool_positive", tube,
-                    {"members": members.get(tube.pk, 0), "retests": len(retests), "due": due.isoformat()})  # fmt: skip
-        events.emit("pool.positive", tube=tube, retests=retests, user=user)
+                    {"members": members.get(tube.pk, 0), "retests": len(pending[tube.pk]),
+                     "due": due.isoformat()})  # fmt: skip
+    if tubes:
+        events.emit("pools.positive", pools=[(tube, pending[tube.pk]) for tube in tubes], user=user)
     return pending
 
 

@@ -82,7 +82,7 @@ def test_pool_positive_and_placement_release(county_hqs):
     positive_at = at("2022-05-10", "07:00")
     tube = SimpleNamespace(pk=77, barcode="T0000077", region_id="430104001001", resulted_at=positive_at)
     retests = [SimpleNamespace(pk=i) for i in range(10)]
-    events.emit("pool.positive", tube=tube, retests=retests, user=None)
+    events.emit("pools.positive", pools=[(tube, retests)], user=None)
     t = Task.objects.get(kind=TaskKind.RETEST)
     assert t.due_at == positive_at + timedelta(hours=4)  # screening.positive_pool.hold_and_resample_hours
     assert t.region_code == "430104" and t.assignee_group.code == "testing" and "10" in t.title
@@ -153,3 +153,65 @@ def test_aggregate_and_bulletin_cli(make_case, county_hqs):
     assert runner.invoke(app, ["bulletin", "yesterday"]).exit_code == 2
     r = runner.invoke(app, ["command", "tick"])
     assert r.exit_code == 0 and '"escalations"' in r.output
+
+
+def _issued(task: Task) -> tuple:
+    from cordon.command.models import Notification, TaskEvent
+    from cordon.core.models import AuditEvent
+
+    audit = AuditEvent.objects.get(action="command.task_issue", object_id=str(task.pk))
+    return ((task.kind, task.title, task.due_at, task.region_code, task.priority, task.status, task.issuer_hq_id,
+             task.assignee_hq_id, task.assignee_group_id, task.issued_by_id, task.context_type, task.context_id,
+             task.context_label),
+            list(TaskEvent.objects.filter(task=task).values_list("action", "from_status", "to_status", "by_id", "note")),
+            sorted(Notification.objects.filter(task=task).values_list("user__username", "kind", "title", "key")),
+            (audit.actor_label, audit.region_code, audit.changes))  # fmt: skip
+
+
+def test_tasks_issued_together_are_those_issued_one_by_one(county_hqs, make_user, django_capture_on_commit_callbacks):
+    from cordon.command import services
+    from cordon.command.models import Notification
+    from cordon.core.audit import verify_chain
+
+    tester = make_user("cz-tester", role="testing", region="430102")
+    group = county_hqs["430102"].groups.get(code="testing")
+    group.members.set([tester])
+    make_user("kf-worker", role="grid_worker", region="430104")  # no group member there: the county's task workers
+    due = at("2022-05-10", "11:00")
+
+    def spec(n: int, region: str) -> dict:
+        return {"key": f"retest:tube:{n}", "kind": TaskKind.RETEST, "region_code": region, "group_code": "testing",
+                "title": f"混管阳性复核 T{n}", "due_at": due, "context_type": "tube", "context_id": n,
+                "context_label": f"T{n}", "priority": "urgent"}  # fmt: skip
+
+    one = [services.auto_task(**spec(n, r)) for n, r in ((1, "430102001"), (2, "430104001001"))]
+    earlier = services.auto_task(**spec(3, "430102"))
+    delivered = []
+    services.deliver = lambda users, title, body: delivered.append((sorted(u.username for u in users), title))
+    try:
+        with django_capture_on_commit_callbacks() as callbacks:
+            got = services.auto_tasks([spec(11, "430102001"), spec(3, "430102"), spec(12, "430104001001"),
+                                       spec(11, "430102001")])  # fmt: skip
+        assert delivered == []  # handed to the senders only once the transaction commits
+        for callback in callbacks:
+            callback()
+    finally:
+        from cordon.command.senders import deliver
+
+        services.deliver = deliver
+    assert [t.auto_key for t in got] == ["retest:tube:11", "retest:tube:3", "retest:tube:12", "retest:tube:11"]
+    assert got[1] == earlier and got[0] == got[3]  # issued before, and repeated in the batch: one task each
+    assert Task.objects.filter(auto_key__startswith="retest:tube:").count() == 5
+    for mine, theirs in ((got[0], one[0]), (got[2], one[1])):
+        a, b = _issued(mine), _issued(theirs)
+        assert a[0][1].replace("T11", "T1").replace("T12", "T2") == b[0][1]
+        assert a[0][:1] + a[0][2:11] == b[0][:1] + b[0][2:11]
+        assert a[1] == b[1] == [("issued", "", TaskStatus.ISSUED, None, "")]
+        assert [n[:2] for n in a[2]] == [n[:2] for n in b[2]] and a[2]
+        assert a[3][:2] == b[3][:2] and {k: v for k, v in a[3][2].items() if k != "context"} == \
+            {k: v for k, v in b[3][2].items() if k != "context"}  # fmt: skip
+    assert [n.key for n in Notification.objects.filter(task=got[0])] == [f"assigned:{got[0].pk}:u{tester.pk}"]
+    assert [users for users, _title in delivered] == [["cz-tester"], ["kf-worker"]]
+    assert [problem for _n, problem in verify_chain()][-1] is None
+    assert services.auto_tasks([spec(11, "430102001")]) == [got[0]]  # issued again: nothing new
+    assert Task.objects.filter(auto_key__startswith="retest:tube:").count() == 5

@@ -74,7 +74,7 @@ def test_county_sees_only_its_own_figures(clocked):
 
 def test_retest_and_round_clocks_and_groups(clocked, county_hqs):
     tube = SimpleNamespace(pk=1, barcode="P1", region_id="430102", resulted_at=timezone.now() - timedelta(hours=2))
-    events.emit("pool.positive", tube=tube, retests=[], user=None)
+    events.emit("pools.positive", pools=[(tube, [])], user=None)
     services.close_auto_task("retest:tube:1", "all negative")
     campaign = SimpleNamespace(pk=9, name="R9", started_at=timezone.now() - timedelta(hours=10))
     events.emit("screening.region_finished", campaign=campaign, region_code="430104")

@@ -79,27 +79,29 @@ def pools(campaign, site, terminal, person_factory, scan):
 
 
 def test_several_positive_pools_and_invalid_tubes_match_the_one_tube_path(tmp_path, tester, lab, pools):
-    seen = []
+    seen, batches = [], []
 
     def on_pool(**kw):
-        seen.append((kw["tube"].barcode, len(kw["retests"]), {r.status for r in kw["retests"]}))
+        batches.append(len(kw["pools"]))
+        seen.extend((tube.barcode, len(retests), {r.status for r in retests}) for tube, retests in kw["pools"])
 
     p1, p2, p3, inv, n1, ref_pos, ref_inv = pools("P1", "P2", "P3", "I1", "N1", "RP", "RI")
     f = _file(tmp_path, "lab.csv", ["P1,阳性,28.4,29.1,2022-05-01 10:00", "N1,阴性,,,2022-05-01 10:00",
                                     "P2,阳性,31,32.5,2022-05-01 10:00", "I1,无效,,,2022-05-01 10:00",
                                     "P3,阳性,28.4,29.1,2022-05-01 10:00"])  # fmt: skip
-    events.subscribe("pool.positive", on_pool)
+    events.subscribe("pools.positive", on_pool)
     try:
         s = import_results(f, lab=lab, user=tester)
         assert services.record_result(tester, ref_pos, "positive", ct_orf1ab=28.4, ct_n=29.1, lab=lab,
                                       tested_at=Tube.objects.get(pk=p1.pk).resulted_at) == "accepted"  # fmt: skip
         assert services.record_result(tester, ref_inv, "invalid", lab=lab) == "accepted"
     finally:
-        events.unsubscribe("pool.positive", on_pool)
+        events.unsubscribe("pools.positive", on_pool)
     assert (s.accepted, s.updated, s.unchanged, s.rejected) == (5, 0, 0, 0)
     assert (s.extra["positive"], s.extra["invalid"], s.extra["corrections"]) == (3, 1, 0)
     assert sorted(seen) == [("P1", 3, {"pending"}), ("P2", 3, {"pending"}), ("P3", 3, {"pending"}),
                             ("RP", 3, {"pending"})]  # fmt: skip
+    assert batches == [3, 1]  # the file's three pools in one event, then the one-tube path's
 
     hours = timedelta(hours=float(active_policy().screening.positive_pool.hold_and_resample_hours))
     want = _snapshot(ref_pos)

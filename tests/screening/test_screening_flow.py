@@ -105,12 +105,12 @@ def test_positive_pool_cascade(campaign, site, terminal, tester, lab, scan, monk
     seen = []
 
     def on_pool(**kw):
-        seen.append(("pool", len(kw["retests"])))
+        seen.extend(("pool", len(retests)) for _tube, retests in kw["pools"])
 
     def on_retest(**kw):
         seen.append(("retest", kw["retest"].status))
 
-    events.subscribe("pool.positive", on_pool)
+    events.subscribe("pools.positive", on_pool)
     events.subscribe("retest.resulted", on_retest)
     opened = []
 
@@ -148,7 +148,7 @@ def test_positive_pool_cascade(campaign, site, terminal, tester, lab, scan, monk
         assert pools[0]["open"] == 0 and pools[0]["positive"] == 1
     finally:
         # Only this test's listeners: the command centre's own stay subscribed for the tests that follow.
-        events.unsubscribe("pool.positive", on_pool)
+        events.unsubscribe("pools.positive", on_pool)
         events.unsubscribe("retest.resulted", on_retest)
 
 
