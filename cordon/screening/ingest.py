@@ -412,6 +412,7 @@ class _Stage:
         self.rows = 0
         self.campaigns: set[int] = set()
         self.household = False  # some row goes into a household tube
+        self.guardians = False  # some row is registered under a guardian's document
         self._pending: list[tuple] = []
         self._copy: Any = None
         self._copy_cm: Any = None
@@ -428,6 +429,8 @@ class _Stage:
         self.campaigns.add(row[9])
         if row[17]:
             self.household = True
+        if row[16]:
+            self.guardians = True
         if self._copy is not None:
             self._copy.write_row(row)
             return
@@ -457,12 +460,13 @@ class _Stage:
         self.cur.execute(f"DROP TABLE IF EXISTS {schema}.{PERSON_TABLE}")
 
 
-def _prepare(cur: Any, rows: int) -> None:
+def _prepare(cur: Any, rows: int) -> int:
     """What a staged batch can settle before its turn to write, because no earlier batch changes it: the
     planner's statistics of the staging table, and the people the registry already holds (people are never
     deleted, so an id read now is still right when the batch is written). With two workers this runs on one
     core while the other batch is written on the other, and the final insert joins this small table instead of
-    the whole registry. The people an earlier batch adds are looked up in turn, in ``_write_pending``."""
+    the whole registry. The people an earlier batch adds are looked up in turn, in ``_write_pending``. Returns
+    how many lines found their person."""
     pg = connection.vendor == "postgresql"
     t, tp = STAGE_TABLE, PERSON_TABLE
     if pg and rows > 2000:
@@ -477,11 +481,13 @@ def _prepare(cur: Any, rows: int) -> None:
     cur.execute(f"""CREATE TEMP TABLE {tp} AS
                     SELECT s.line, p.id AS person_id, p.region_id FROM {t} s
                     JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number""")
+    known = cur.rowcount
     if pg:
         if rows > 2000:
             cur.execute(f"ANALYZE {tp}")
     else:
         cur.execute(f"CREATE INDEX temp.{tp}_line ON {tp} (line)")
+    return known
 
 
 class _Redo(Exception):
@@ -489,7 +495,8 @@ class _Redo(Exception):
 
 
 def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool, household: bool = True,
-             optimistic: bool = False, prepared: bool = False) -> tuple[BatchResult, list, bool]:  # fmt: skip
+             guardians: bool = True, optimistic: bool = False,
+             known: int | None = None) -> tuple[BatchResult, list, bool]:  # fmt: skip
     """The pooling rules and the writes, set-based over the staging table, in an order that keeps every
     statement to the rows it concerns: duplicates and rules on tubes that existed before touch few rows,
     and people (``_prepare``, then the newcomers) and tubes are resolved by natural key into the final
@@ -503,18 +510,20 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
     careful way, as are the run's later batches: a file that repeats once, a re-import, usually goes on
     doing so. Both ways give the same rows and outcomes. Returns (result, flagged lines, still optimistic).
 
-    ``prepared``: ``_prepare`` has already run on this staging table (a file's worker does it before its turn)."""
+    ``household``, ``guardians``: some line goes into a household tube, some is registered under a guardian
+    (the rules for them are skipped otherwise). ``known``: what ``_prepare`` returned, when it has already run
+    on this staging table (a file's worker runs it before its turn)."""
     pg = connection.vendor == "postgresql"
     t = STAGE_TABLE
     now = timezone.now()
-    if not prepared:
-        _prepare(cur, rows)
+    if known is None:
+        known = _prepare(cur, rows)
+    facts = {"household": household, "guardians": guardians, "newcomers": known < rows}
     if pg and optimistic:
         out = BatchResult()
         try:
             with transaction.atomic():
-                _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out, household=household,
-                               strict=True)  # fmt: skip
+                _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out, strict=True, **facts)
                 # A refused line was not offered to the unique index: is its scan_id stored, or repeated?
                 cur.execute(f"""SELECT EXISTS (SELECT 1 FROM {t} s WHERE s.status IS NOT NULL AND EXISTS (
                                   SELECT 1 FROM screening_registration r WHERE r.scan_id = s.scan_id))
@@ -543,7 +552,7 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
     if pending:
         if pg and rows > 2000 and pending < rows // 2:
             cur.execute(f"ANALYZE {t}")  # mostly a re-send: let the planner see how few rows are left
-        _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out, household=household)
+        _write_pending(cur, t, pg=pg, user=user, run_id=run_id, now=now, out=out, **facts)
     return (*_flagged(cur, t, out, detail), False)
 
 
@@ -575,47 +584,21 @@ _REFUSAL_FIELD = {TUBE_FULL: "tube", TUBE_RESULTED: "tube", TUBE_SEALED: "tube",
 
 
 def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None, now: datetime,
-                   out: BatchResult, household: bool, strict: bool = False) -> None:  # fmt: skip
+                   out: BatchResult, household: bool, guardians: bool, newcomers: bool,
+                   strict: bool = False) -> None:  # fmt: skip
     """Steps 2-8 over the lines no earlier step refused. ``strict``: a conflict in the final insert is
-    raised, not skipped (the optimistic write, which has not looked for stored scan_ids)."""
+    raised, not skipped (the optimistic write, which has not looked for stored scan_ids). ``newcomers``: some
+    line's person was not in the registry when ``_prepare`` looked."""
     tp = PERSON_TABLE
-    # 2. Unknown people join the registry, unverified, in the site's grid (the first line of each wins).
-    if pg:
-        cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
-                            address, region_id, nationality, verified, created_at, updated_at, import_run)
-                        SELECT DISTINCT ON (s.doc_type, s.doc_number) s.name, s.doc_type, s.doc_number, s.sex,
-                               s.birth_date, s.phone, '', s.region, 'CHN', %s, %s, %s, %s
-                        FROM {t} s
-                        WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)
-                          AND NOT EXISTS (SELECT 1 FROM people_person p
-                                          WHERE p.document_type = s.doc_type AND p.document_number = s.doc_number)
-                        ORDER BY s.doc_type, s.doc_number, s.line
-                        ON CONFLICT (document_type, document_number) DO NOTHING""",
-                    [False, now, now, run_id])  # fmt: skip
-    else:
-        cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
-                            address, region_id, nationality, verified, created_at, updated_at, import_run)
-                        SELECT s.name, s.doc_type, s.doc_number, s.sex, s.birth_date, s.phone, '', s.region,
-                               'CHN', %s, %s, %s, %s
-                        FROM {t} s
-                        WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)
-                          AND s.line IN (SELECT MIN(line) FROM {t} WHERE status IS NULL GROUP BY doc_type, doc_number)
-                          AND NOT EXISTS (SELECT 1 FROM people_person p
-                                          WHERE p.document_type = s.doc_type AND p.document_number = s.doc_number)
-                        ON CONFLICT (document_type, document_number) DO NOTHING""",
-                    [False, now, now, run_id])  # fmt: skip
-    out.people_added = max(cur.rowcount, 0)
-    # The lines whose person was not in the registry before the turn: added just now, or by an earlier batch.
-    cur.execute(f"""INSERT INTO {tp} (line, person_id, region_id)
-                    SELECT s.line, p.id, p.region_id FROM {t} s
-                    JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number
-                    WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)""")
-    # Guardians (rare) are resolved on their own rows only.
-    cur.execute(f"""UPDATE {t} SET guardian_id = p.id FROM people_person p
-                    WHERE p.document_type = {t}.g_doc_type AND p.document_number = {t}.g_doc_number
-                      AND {t}.status IS NULL AND {t}.g_doc_number <> ''""")
-    cur.execute(f"UPDATE {t} SET status = %s WHERE status IS NULL AND g_doc_number <> '' AND guardian_id IS NULL",
-                [UNKNOWN_GUARDIAN])  # fmt: skip
+    if newcomers:
+        _add_newcomers(cur, t, pg=pg, now=now, run_id=run_id, out=out)
+    if guardians:
+        # Guardians (rare) are resolved on their own rows only.
+        cur.execute(f"""UPDATE {t} SET guardian_id = p.id FROM people_person p
+                        WHERE p.document_type = {t}.g_doc_type AND p.document_number = {t}.g_doc_number
+                          AND {t}.status IS NULL AND {t}.g_doc_number <> ''""")
+        cur.execute(f"UPDATE {t} SET status = %s WHERE status IS NULL AND g_doc_number <> '' AND guardian_id IS NULL",
+                    [UNKNOWN_GUARDIAN])  # fmt: skip
     # 3. Rules on tubes that existed before this batch (in a city round, a few per batch).
     cur.execute(f"""UPDATE {t} SET tube_id = x.id,
                       status = CASE WHEN x.result <> '' THEN %s
@@ -688,11 +671,49 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                     FROM (SELECT tube_id, COUNT(*) AS n, MAX(collected_at) AS last FROM {t}
                           WHERE status IS NULL AND tube_id IS NOT NULL GROUP BY tube_id) d
                     WHERE screening_tube.id = d.tube_id""")
-    # A minor registered under a guardian: the registry remembers the guardian.
-    cur.execute(f"""UPDATE people_person SET guardian_id = s.guardian_id FROM {t} s
-                    WHERE people_person.document_type = s.doc_type AND people_person.document_number = s.doc_number
-                      AND s.guardian_id IS NOT NULL AND s.status IS NULL
-                      AND people_person.guardian_id IS NULL""")
+    if guardians:
+        # A minor registered under a guardian: the registry remembers the guardian.
+        cur.execute(f"""UPDATE people_person SET guardian_id = s.guardian_id FROM {t} s
+                        WHERE people_person.document_type = s.doc_type
+                          AND people_person.document_number = s.doc_number
+                          AND s.guardian_id IS NOT NULL AND s.status IS NULL
+                          AND people_person.guardian_id IS NULL""")
+
+
+def _add_newcomers(cur: Any, t: str, *, pg: bool, now: datetime, run_id: int | None, out: BatchResult) -> None:
+    """Step 2, for the lines whose person ``_prepare`` did not find."""
+    tp = PERSON_TABLE
+    # 2. Unknown people join the registry, unverified, in the site's grid (the first line of each wins).
+    if pg:
+        cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
+                            address, region_id, nationality, verified, created_at, updated_at, import_run)
+                        SELECT DISTINCT ON (s.doc_type, s.doc_number) s.name, s.doc_type, s.doc_number, s.sex,
+                               s.birth_date, s.phone, '', s.region, 'CHN', %s, %s, %s, %s
+                        FROM {t} s
+                        WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)
+                          AND NOT EXISTS (SELECT 1 FROM people_person p
+                                          WHERE p.document_type = s.doc_type AND p.document_number = s.doc_number)
+                        ORDER BY s.doc_type, s.doc_number, s.line
+                        ON CONFLICT (document_type, document_number) DO NOTHING""",
+                    [False, now, now, run_id])  # fmt: skip
+    else:
+        cur.execute(f"""INSERT INTO people_person (name, document_type, document_number, sex, birth_date, phone,
+                            address, region_id, nationality, verified, created_at, updated_at, import_run)
+                        SELECT s.name, s.doc_type, s.doc_number, s.sex, s.birth_date, s.phone, '', s.region,
+                               'CHN', %s, %s, %s, %s
+                        FROM {t} s
+                        WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)
+                          AND s.line IN (SELECT MIN(line) FROM {t} WHERE status IS NULL GROUP BY doc_type, doc_number)
+                          AND NOT EXISTS (SELECT 1 FROM people_person p
+                                          WHERE p.document_type = s.doc_type AND p.document_number = s.doc_number)
+                        ON CONFLICT (document_type, document_number) DO NOTHING""",
+                    [False, now, now, run_id])  # fmt: skip
+    out.people_added = max(cur.rowcount, 0)
+    # The lines whose person was not in the registry before the turn: added just now, or by an earlier batch.
+    cur.execute(f"""INSERT INTO {tp} (line, person_id, region_id)
+                    SELECT s.line, p.id, p.region_id FROM {t} s
+                    JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number
+                    WHERE s.status IS NULL AND NOT EXISTS (SELECT 1 FROM {tp} k WHERE k.line = s.line)""")
 
 
 def _household_rule(cur: Any, t: str) -> None:
@@ -730,7 +751,7 @@ def write_batch(rows: list[StagedRow], *, user: Any, run_id: int | None = None) 
             raise
         stage.close()
         out, _lines, _optimistic = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=True,
-                                            household=stage.household)  # fmt: skip
+                                            household=stage.household, guardians=stage.guardians)  # fmt: skip
         stage.drop()
         _audit_batch(user, stage.campaigns, stage.rows, out, run_id)
     return out
@@ -984,13 +1005,13 @@ class _Worker:
                     locked = False
                     s.lock.release()
                 stage.close()
-                if stage.rows:
-                    _prepare(cur, stage.rows)
+                known = _prepare(cur, stage.rows) if stage.rows else 0
                 self._wait_turn(k)
                 if stage.rows:
                     res, flagged, s.optimistic = _resolve(cur, user=self.user, run_id=self.run_id,
                                                           rows=stage.rows, detail=False, household=stage.household,
-                                                          optimistic=s.optimistic, prepared=True)  # fmt: skip
+                                                          guardians=stage.guardians, optimistic=s.optimistic,
+                                                          known=known)  # fmt: skip
                     _audit_batch(self.user, stage.campaigns, stage.rows, res, self.run_id)
                 else:
                     res, flagged = BatchResult(), []

@@ -174,11 +174,11 @@ def test_a_newcomer_added_by_the_batch_before_is_found_in_turn(tmp_path, campaig
     prepared, real_prepare, real_resolve = [], ingest._prepare, ingest._resolve
 
     def prepare(cur, rows):
-        real_prepare(cur, rows)
-        cur.execute(f"SELECT COUNT(*) FROM {ingest.PERSON_TABLE}")
-        prepared.append(cur.fetchone()[0])
+        known = real_prepare(cur, rows)
+        prepared.append(known)
         if len(prepared) == 2:
             second_prepared.set()
+        return known
 
     def resolve(cur, **kw):
         if not prepared or len(prepared) == 1:
