@@ -249,7 +249,7 @@ class SiteResolver:
 
 def clean_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> tuple | ScanOutcome:
     """One scan (a terminal's JSON object or a file row as a dict) checked and normalised into a staging row
-    (``STAGE_COLUMNS`` order), or its refusal."""
+    (``STAGE_COLUMNS`` order, but for the two flags ``_Stage.put`` adds), or its refusal."""
     g = scan.get
     return clean_fields(line, str(g("scan_id") or ""), str(g("tube") or ""), str(g("document_type") or ""),
                         str(g("document_number") or ""), g("name"), g("phone"), g("collected_at"),
@@ -388,13 +388,13 @@ def stage_scan(line: int, scan: dict[str, Any], sites: SiteResolver) -> StagedRo
 # The staging table: one row per checked scan, written by streaming (binary COPY on PostgreSQL).
 STAGE_COLUMNS = ("line", "scan_id", "barcode", "doc_type", "doc_number", "name", "phone", "collected_at", "site_id",
                  "campaign_id", "capacity", "region", "birth_date", "sex", "digest", "g_doc_type", "g_doc_number",
-                 "household")  # fmt: skip
+                 "household", "repeat", "maybe_full")  # fmt: skip
 _STAGE_TYPES = ["int4", "text", "text", "text", "text", "text", "text", "timestamptz", "int8", "int8", "int2", "text",
-                "date", "text", "text", "text", "text", "bool"]  # fmt: skip
+                "date", "text", "text", "text", "text", "bool", "bool", "bool"]  # fmt: skip
 _STAGE_DDL = """CREATE TEMP TABLE {t} (line integer, scan_id text, barcode text, doc_type text, doc_number text,
  name text, phone text, collected_at {ts}, site_id bigint, campaign_id bigint, capacity smallint, region text,
  birth_date date, sex text, digest text, g_doc_type text, g_doc_number text, household boolean,
- tube_id bigint, guardian_id bigint, status text)"""
+ repeat boolean, maybe_full boolean, tube_id bigint, guardian_id bigint, status text)"""
 STAGE_TABLE = "screening_stage"
 PERSON_TABLE = "screening_stage_person"  # (line, person_id, region_id) of the staged lines whose person is known
 _WORK_MEM = "256MB"  # per hash or sort of one large batch, on PostgreSQL
@@ -413,6 +413,13 @@ class _Stage:
         self.campaigns: set[int] = set()
         self.household = False  # some row goes into a household tube
         self.guardians = False  # some row is registered under a guardian's document
+        self.repeats = False  # some row names a person already staged for its tube
+        # Two flags on each row narrow the rules that compare a batch's lines with each other to the few rows
+        # they can concern: ``repeat``, the tube and person were staged before (a hash seen before: a collision
+        # only flags a row for the exact check); ``maybe_full``, the tube's lines so far exceed the smallest pool
+        # size among them, without which no line of a tube this batch opens can overflow it.
+        self._seen: set[int] = set()
+        self._tubes: dict[str, list[int]] = {}
         self._pending: list[tuple] = []
         self._copy: Any = None
         self._copy_cm: Any = None
@@ -431,6 +438,20 @@ class _Stage:
             self.household = True
         if row[16]:
             self.guardians = True
+        key = hash((row[2], row[3], row[4]))
+        repeat = key in self._seen
+        if repeat:
+            self.repeats = True
+        else:
+            self._seen.add(key)
+        tube = self._tubes.get(row[2])
+        if tube is None:
+            tube = self._tubes[row[2]] = [1, row[10]]
+        else:
+            tube[0] += 1
+            if row[10] < tube[1]:
+                tube[1] = row[10]
+        row = (*row, repeat, tube[0] > tube[1])
         if self._copy is not None:
             self._copy.write_row(row)
             return
@@ -448,6 +469,7 @@ class _Stage:
             self._pending = []
 
     def close(self, exc: BaseException | None = None) -> None:
+        self._seen, self._tubes = set(), {}  # the flags are written: a large batch's keys need not wait for its turn
         if self._copy_cm is not None:
             cm, self._copy_cm, self._copy = self._copy_cm, None, None
             cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
@@ -495,7 +517,7 @@ class _Redo(Exception):
 
 
 def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool, household: bool = True,
-             guardians: bool = True, optimistic: bool = False,
+             guardians: bool = True, repeats: bool = True, optimistic: bool = False,
              known: int | None = None) -> tuple[BatchResult, list, bool]:  # fmt: skip
     """The pooling rules and the writes, set-based over the staging table, in an order that keeps every
     statement to the rows it concerns: duplicates and rules on tubes that existed before touch few rows,
@@ -510,15 +532,15 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
     careful way, as are the run's later batches: a file that repeats once, a re-import, usually goes on
     doing so. Both ways give the same rows and outcomes. Returns (result, flagged lines, still optimistic).
 
-    ``household``, ``guardians``: some line goes into a household tube, some is registered under a guardian
-    (the rules for them are skipped otherwise). ``known``: what ``_prepare`` returned, when it has already run
+    ``household``, ``guardians``, ``repeats``: some line goes into a household tube, some is registered under
+    a guardian, some names a person already staged for its tube (the rules for them are skipped otherwise). ``known``: what ``_prepare`` returned, when it has already run
     on this staging table (a file's worker runs it before its turn)."""
     pg = connection.vendor == "postgresql"
     t = STAGE_TABLE
     now = timezone.now()
     if known is None:
         known = _prepare(cur, rows)
-    facts = {"household": household, "guardians": guardians, "newcomers": known < rows}
+    facts = {"household": household, "guardians": guardians, "repeats": repeats, "newcomers": known < rows}
     if pg and optimistic:
         out = BatchResult()
         try:
@@ -584,7 +606,7 @@ _REFUSAL_FIELD = {TUBE_FULL: "tube", TUBE_RESULTED: "tube", TUBE_SEALED: "tube",
 
 
 def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None, now: datetime,
-                   out: BatchResult, household: bool, guardians: bool, newcomers: bool,
+                   out: BatchResult, household: bool, guardians: bool, repeats: bool, newcomers: bool,
                    strict: bool = False) -> None:  # fmt: skip
     """Steps 2-8 over the lines no earlier step refused. ``strict``: a conflict in the final insert is
     raised, not skipped (the optimistic write, which has not looked for stored scan_ids). ``newcomers``: some
@@ -611,18 +633,24 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                       SELECT 1 FROM screening_registration r JOIN people_person p ON p.id = r.person_id
                       WHERE r.tube_id = {t}.tube_id AND p.document_type = {t}.doc_type
                         AND p.document_number = {t}.doc_number)""", [ALREADY_IN_TUBE])
-    # 4. The same person twice in one tube within the batch: the first line counts.
-    cur.execute(f"""UPDATE {t} SET status = %s FROM (
-                      SELECT barcode, doc_type, doc_number, MIN(line) AS first FROM {t} WHERE status IS NULL
-                      GROUP BY barcode, doc_type, doc_number HAVING COUNT(*) > 1) d
-                    WHERE d.barcode = {t}.barcode AND d.doc_type = {t}.doc_type AND d.doc_number = {t}.doc_number
-                      AND {t}.line > d.first AND {t}.status IS NULL""", [ALREADY_IN_TUBE])  # fmt: skip
+    # 4. The same person twice in one tube within the batch: the first line counts. Only a tube and person
+    # staged more than once can be concerned, and a later one of their lines carries ``repeat``.
+    if repeats:
+        cur.execute(f"""UPDATE {t} SET status = %s FROM (
+                          SELECT barcode, doc_type, doc_number, MIN(line) AS first FROM {t}
+                          WHERE status IS NULL AND (barcode, doc_type, doc_number) IN (
+                            SELECT barcode, doc_type, doc_number FROM {t} WHERE repeat)
+                          GROUP BY barcode, doc_type, doc_number HAVING COUNT(*) > 1) d
+                        WHERE d.barcode = {t}.barcode AND d.doc_type = {t}.doc_type
+                          AND d.doc_number = {t}.doc_number AND {t}.line > d.first AND {t}.status IS NULL""",
+                    [ALREADY_IN_TUBE])  # fmt: skip
     # 5. A household tube takes one household: the person of its first swab (stored, else this batch's first
     # line) and whoever shares their address in the same grid. A person with no address is a household alone.
     if household:
         _household_rule(cur, t)
-    # 6. Capacity, in line order, only where a tube would overflow. A tube this batch opens has the pool size
-    # of its first swab.
+    # 6. Capacity, in line order, only where a tube would overflow: a tube stored before, or one whose lines
+    # here exceed their smallest pool size (``maybe_full``). A tube this batch opens has the pool size of its
+    # first swab.
     cur.execute(f"""UPDATE {t} SET status = %s FROM (
                       SELECT s.line,
                              COALESCE(x.members, 0) + ROW_NUMBER() OVER (PARTITION BY s.barcode ORDER BY s.line) AS n,
@@ -631,7 +659,9 @@ def _write_pending(cur: Any, t: str, *, pg: bool, user: Any, run_id: int | None,
                       FROM {t} s LEFT JOIN screening_tube x ON x.id = s.tube_id
                       WHERE s.status IS NULL AND s.barcode IN (
                         SELECT g.barcode FROM {t} g LEFT JOIN screening_tube y ON y.id = g.tube_id
-                        WHERE g.status IS NULL GROUP BY g.barcode, y.members, y.capacity
+                        WHERE g.status IS NULL AND g.barcode IN (
+                          SELECT c.barcode FROM {t} c WHERE c.maybe_full OR c.tube_id IS NOT NULL)
+                        GROUP BY g.barcode, y.members, y.capacity
                         HAVING COALESCE(y.members, 0) + COUNT(*) > COALESCE(y.capacity, MIN(g.capacity)))) d
                     WHERE d.line = {t}.line AND d.n > d.cap""", [TUBE_FULL])  # fmt: skip
     # 7. New tubes are opened by their first swab, already holding what this batch put in them.
@@ -751,7 +781,8 @@ def write_batch(rows: list[StagedRow], *, user: Any, run_id: int | None = None) 
             raise
         stage.close()
         out, _lines, _optimistic = _resolve(cur, user=user, run_id=run_id, rows=stage.rows, detail=True,
-                                            household=stage.household, guardians=stage.guardians)  # fmt: skip
+                                            household=stage.household, guardians=stage.guardians,
+                                            repeats=stage.repeats)  # fmt: skip
         stage.drop()
         _audit_batch(user, stage.campaigns, stage.rows, out, run_id)
     return out
@@ -1010,8 +1041,8 @@ class _Worker:
                 if stage.rows:
                     res, flagged, s.optimistic = _resolve(cur, user=self.user, run_id=self.run_id,
                                                           rows=stage.rows, detail=False, household=stage.household,
-                                                          guardians=stage.guardians, optimistic=s.optimistic,
-                                                          known=known)  # fmt: skip
+                                                          guardians=stage.guardians, repeats=stage.repeats,
+                                                          optimistic=s.optimistic, known=known)  # fmt: skip
                     _audit_batch(self.user, stage.campaigns, stage.rows, res, self.run_id)
                 else:
                     res, flagged = BatchResult(), []

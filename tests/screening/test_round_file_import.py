@@ -143,3 +143,36 @@ def test_unknown_people_join_the_registry_once_with_their_first_line(tmp_path, c
     assert not added[a].verified and not added[b].verified
     assert Registration.objects.filter(person=added[b]).count() == 2
     assert Person.objects.filter(document_number=known.document_number).get().verified
+
+
+@pytest.mark.parametrize("collide", [False, True])
+@pytest.mark.parametrize("batch_size", [ingest.FILE_BATCH, 4])
+def test_lines_compared_with_each_other_only_where_flagged(tmp_path, campaign, site, tester, person_factory,
+                                                           batch_size, collide, monkeypatch):  # fmt: skip
+    """The in-batch rules (the same person twice in a tube, a tube overflowing) look only at the lines the
+    staging flags; the outcomes are those of comparing every line, even when every key collides."""
+    calls, real = [], ingest._write_pending
+
+    def spy(*args, **kw):
+        calls.append(kw["repeats"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ingest, "_write_pending", spy)
+    if collide:
+        monkeypatch.setattr(ingest, "hash", lambda key: 0, raising=False)
+    p = [person_factory(name=f"乙{i}") for i in range(14)]
+    rows = [("A-1", "T1", p[0].document_number, p[0].name, "", AT, "S-FR-1"),  # 2
+            ("A-2", "T1", p[0].document_number, p[0].name, "", AT, "S-FR-1"),  # 3: the same person again
+            ("B-1", "T2", p[1].document_number, p[1].name, "", AT, "S-FR-1"),  # 4
+            ("B-1", "T3", p[2].document_number, p[2].name, "", AT, "S-FR-1"),  # 5: scan_id of line 4, other content
+            ("C-1", "T3", p[2].document_number, p[2].name, "", AT, "S-FR-1")]  # 6: first of its kind still standing
+    rows += [(f"D-{i}", "T4", p[3 + i].document_number, p[3 + i].name, "", AT, "S-FR-1") for i in range(11)]  # 7-17
+    err = tmp_path / "err.csv"
+    s = ingest.import_registrations(_write(tmp_path / "reg.csv", rows), campaign=campaign, user=tester,
+                                    errors_path=err, batch_size=batch_size)  # fmt: skip
+    assert _errors(err) == {3: ingest.ALREADY_IN_TUBE, 5: ingest.DUPLICATE_DIFFERENT, 17: ingest.TUBE_FULL}
+    assert (s.accepted, s.rejected) == (13, 3)
+    assert Tube.objects.get(barcode="T3").members == 1 and Tube.objects.get(barcode="T4").members == 10
+    # Batches of four: only the first holds a repeated tube and person (colliding, every batch seems to). On
+    # PostgreSQL that batch is written twice: first optimistically, then carefully for its repeated scan_id.
+    assert calls[0] and calls.count(False) == (3 if batch_size == 4 and not collide else 0)
