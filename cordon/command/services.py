@@ -461,7 +461,8 @@ def _issued_many(tasks: list[Task]) -> None:
                                              at=t.issued_at, by=None, note="") for t in tasks])  # fmt: skip
     audit.record_many(SYSTEM, "command.task_issue", [
         (t, t.region_code, {"kind": t.kind, "assignee_hq": t.assignee_hq_id, "assignee_group": t.assignee_group_id,
-                            "due_at": t.due_at, "context": f"{t.context_type}:{t.context_id}" if t.context_type else ""})
+                            "due_at": t.due_at,
+                            "context": f"{t.context_type}:{t.context_id}" if t.context_type else ""})
         for t in tasks])  # fmt: skip
     recipients: dict[tuple[int, int | None], list[Any]] = {}
     notes, sends = [], []
@@ -472,7 +473,8 @@ def _issued_many(tasks: list[Task]) -> None:
         title = _("New task: %s") % t.title
         users = recipients[who]
         notes += [Notification(user=u, task=t, kind="assigned", title=title[:200], body=t.description,
-                               created_at=t.issued_at, key=f"assigned:{t.pk}:u{u.pk}"[:100]) for u in users]  # fmt: skip
+                               created_at=t.issued_at, key=f"assigned:{t.pk}:u{u.pk}"[:100])
+                  for u in users]  # fmt: skip
         if users:
             sends.append((users, title, t.description))
     Notification.objects.bulk_create(notes, batch_size=500)

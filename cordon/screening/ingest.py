@@ -6,7 +6,8 @@ sites) and streamed into a temporary table (binary COPY on PostgreSQL, executema
 is read; a file is written a million rows per transaction. Then a handful of statements refuse what breaks a
 rule (tube full, tube already resulted, person already in the tube), each touching only the rows it
 concerns, and one INSERT … SELECT writes the rest, its people and tubes resolved by their natural keys (hash
-joins; the people the registry already held are looked up before the batch's turn to write). Re-sending a batch is harmless: registrations are keyed by the terminal's ``scan_id``.
+joins; the people the registry already held are looked up before the batch's turn to write). Re-sending a
+batch is harmless: registrations are keyed by the terminal's ``scan_id``.
 """
 
 from __future__ import annotations
@@ -533,8 +534,9 @@ def _resolve(cur: Any, *, user: Any, run_id: int | None, rows: int, detail: bool
     doing so. Both ways give the same rows and outcomes. Returns (result, flagged lines, still optimistic).
 
     ``household``, ``guardians``, ``repeats``: some line goes into a household tube, some is registered under
-    a guardian, some names a person already staged for its tube (the rules for them are skipped otherwise). ``known``: what ``_prepare`` returned, when it has already run
-    on this staging table (a file's worker runs it before its turn)."""
+    a guardian, some names a person already staged for its tube (the rules for them are skipped otherwise).
+    ``known``: what ``_prepare`` returned, when it has already run on this staging table (a file's worker
+    runs it before its turn)."""
     pg = connection.vendor == "postgresql"
     t = STAGE_TABLE
     now = timezone.now()

@@ -163,7 +163,8 @@ def _issued(task: Task) -> tuple:
     return ((task.kind, task.title, task.due_at, task.region_code, task.priority, task.status, task.issuer_hq_id,
              task.assignee_hq_id, task.assignee_group_id, task.issued_by_id, task.context_type, task.context_id,
              task.context_label),
-            list(TaskEvent.objects.filter(task=task).values_list("action", "from_status", "to_status", "by_id", "note")),
+            list(TaskEvent.objects.filter(task=task).values_list("action", "from_status", "to_status", "by_id",
+                                                                 "note")),
             sorted(Notification.objects.filter(task=task).values_list("user__username", "kind", "title", "key")),
             (audit.actor_label, audit.region_code, audit.changes))  # fmt: skip
 
