@@ -3,7 +3,7 @@ acknowledged there, and the bulletin is published and appears on the public page
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -18,7 +18,9 @@ def _outbreak(person_factory):
     from cordon.cases.models import Case
     from cordon.tracing.models import Contact
 
-    now = timezone.now()
+    # An hour ago, but never before today's local midnight: the figures count by the day a case was reported.
+    now = max(timezone.now() - timedelta(hours=1),
+              timezone.make_aware(datetime.combine(timezone.localdate(), time.min)))  # fmt: skip
     cases = []
     for i, (region, cls, origin, uc, days_ago) in enumerate([
         ("430102", "confirmed", "local", True, 0), ("430102", "asymptomatic", "local", False, 0),
@@ -28,14 +30,14 @@ def _outbreak(person_factory):
     ]):  # fmt: skip
         p = person_factory("430102001001001" if region == "430102" else "430104001001001", name=f"病例{i}")
         case = Case.objects.create(number=f"HN-{i:03d}", person=p, classification=cls, origin=origin,
-                                   found_under_control=uc, reported_at=now - timedelta(days=days_ago, hours=1),
+                                   found_under_control=uc, reported_at=now - timedelta(days=days_ago),
                                    region_id=region)  # fmt: skip
         events.emit("case.reported", case=case, user=None)
         cases.append(case)
     contacts = []
     for j in range(6):
         p = person_factory("430102001001001", name=f"密接{j}")
-        ident = now - timedelta(hours=3)
+        ident = now
         contacts.append(Contact.objects.create(index_case=cases[0], person=p, kind="close" if j < 4 else "secondary",
                                                last_exposure_at=ident - timedelta(days=1),
                                                last_exposure_date=(ident - timedelta(days=1)).date(),
