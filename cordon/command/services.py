@@ -156,7 +156,7 @@ def notify(users: list[Any], key: str, kind: str, title: str, body: str = "", ta
     now = timezone.now()
     fresh = []
     for user in users:
-        k = f"{key}:u{user.pk}"[:100]
+        k = _notification_key(key, user)
         if Notification.objects.filter(key=k).exists():
             continue
         try:
@@ -169,6 +169,10 @@ def notify(users: list[Any], key: str, kind: str, title: str, body: str = "", ta
     if fresh and send:
         transaction.on_commit(lambda: deliver(fresh, title, body))
     return len(fresh)
+
+
+def _notification_key(purpose: str, user: Any) -> str:
+    return f"{purpose}:u{user.pk}"[:100]
 
 
 def mark_read(user: Any, ids: list[int] | None = None) -> int:
@@ -208,26 +212,57 @@ def create_task(actor: Any, *, title: str, issuer_hq: Headquarters, assignee_hq:
         existing = Task.objects.filter(auto_key=auto_key).first()
         if existing is not None:
             return existing
-    if not title.strip():
-        raise ValidationError(_("A task needs a title."))
-    if kind not in TaskKind.values or priority not in Priority.values:
-        raise ValidationError(_("Unknown task kind or priority."))
+    title = _checked_title(title, kind, priority)
     with transaction.atomic():
         task = Task.objects.create(
-            title=title.strip()[:200], description=description, kind=kind, priority=priority,
+            title=title, description=description, kind=kind, priority=priority,
             issuer_hq=issuer_hq, issuer_group=issuer_group,
             issued_by=actor if getattr(actor, "is_authenticated", False) else None,
             assignee_hq=assignee_hq, assignee_group=assignee_group, region_code=assignee_hq.region_id,
             context_type=context_type, context_id=str(context_id or ""), context_label=context_label[:200],
             issued_at=issued_at or timezone.now(), due_at=due_at, auto_key=auto_key,
         )  # fmt: skip
-        _event(task, "issued", actor, "", TaskStatus.ISSUED, at=task.issued_at)
-        audit.record(actor, "command.task_issue", task, region_code=task.region_code,
-                     changes={"kind": kind, "assignee_hq": assignee_hq.pk, "assignee_group": getattr(assignee_group, "pk", None),
-                              "due_at": due_at, "context": f"{context_type}:{context_id}" if context_type else ""})  # fmt: skip
-        notify(_recipients_for_task(task), f"assigned:{task.pk}", "assigned", _("New task: %s") % task.title,
-               task.description, task)  # fmt: skip
+        _issued(actor, [task])
     return task
+
+
+def _checked_title(title: str, kind: str, priority: str) -> str:
+    """The title a new task is stored with; one without a title, or of an unknown kind or priority, is refused."""
+    if not title.strip():
+        raise ValidationError(_("A task needs a title."))
+    if kind not in TaskKind.values or priority not in Priority.values:
+        raise ValidationError(_("Unknown task kind or priority."))
+    return title.strip()[:200]
+
+
+def _issued(actor: Any, tasks: list[Task]) -> None:
+    """What is written beside new tasks, one insert each for all of them: the first event of each, its audit
+    event, and a notification to each recipient (handed to the senders once the transaction commits).
+    Recipients are looked up once per headquarters and group."""
+    by = actor if getattr(actor, "is_authenticated", False) else None
+    TaskEvent.objects.bulk_create([TaskEvent(task=t, action="issued", from_status="", to_status=TaskStatus.ISSUED,
+                                             at=t.issued_at, by=by, note="") for t in tasks])  # fmt: skip
+    audit.record_many(actor, "command.task_issue", [
+        (t, t.region_code, {"kind": t.kind, "assignee_hq": t.assignee_hq_id, "assignee_group": t.assignee_group_id,
+                            "due_at": t.due_at,
+                            "context": f"{t.context_type}:{t.context_id}" if t.context_type else ""})
+        for t in tasks])  # fmt: skip
+    recipients: dict[tuple[int, int | None], list[Any]] = {}
+    notes, sends = [], []
+    for t in tasks:
+        who = (t.assignee_hq_id, t.assignee_group_id)
+        if who not in recipients:
+            recipients[who] = _recipients_for_task(t)
+        title = _("New task: %s") % t.title
+        users = recipients[who]
+        notes += [Notification(user=u, task=t, kind="assigned", title=title[:200], body=t.description,
+                               created_at=t.issued_at, key=_notification_key(f"assigned:{t.pk}", u))
+                  for u in users]  # fmt: skip
+        if users:
+            sends.append((users, title, t.description))
+    Notification.objects.bulk_create(notes, batch_size=500)
+    if sends:
+        transaction.on_commit(lambda: [deliver(users, title, body) for users, title, body in sends])
 
 
 def dispatch(user: Any, *, title: str, due_at: datetime, assignee_group: WorkingGroup | None = None,
@@ -428,18 +463,14 @@ def auto_tasks(specs: list[dict[str, Any]]) -> list[Task]:
         if key in tasks:
             continue
         kind, priority = spec["kind"], spec.get("priority", Priority.HIGH)
-        title = spec["title"].strip()
-        if not title:
-            raise ValidationError(_("A task needs a title."))
-        if kind not in TaskKind.values or priority not in Priority.values:
-            raise ValidationError(_("Unknown task kind or priority."))
+        title = _checked_title(spec["title"], kind, priority)
         code = hq_region_code(spec["region_code"])
         if code not in hqs:
             hqs[code] = ensure_headquarters(code)
         hq = hqs[code]
         if (hq.pk, spec["group_code"]) not in groups:
             groups[hq.pk, spec["group_code"]] = group_of(hq, spec["group_code"])
-        new.append(Task(title=title[:200], description=spec.get("description", ""), kind=kind, priority=priority,
+        new.append(Task(title=title, description=spec.get("description", ""), kind=kind, priority=priority,
                         issuer_hq=hq, assignee_hq=hq, assignee_group=groups[hq.pk, spec["group_code"]],
                         region_code=hq.region_id, context_type=spec["context_type"],
                         context_id=str(spec["context_id"] or ""), context_label=spec["context_label"][:200],
@@ -448,38 +479,11 @@ def auto_tasks(specs: list[dict[str, Any]]) -> list[Task]:
         try:
             with transaction.atomic():
                 created = Task.objects.bulk_create(new)
-                _issued_many(created)
+                _issued(SYSTEM, created)
         except IntegrityError:  # a key issued meanwhile: one by one, each finding what exists
             return [auto_task(**spec) for spec in specs]
         tasks.update({t.auto_key: t for t in created})
     return [tasks[spec["key"]] for spec in specs]
-
-
-def _issued_many(tasks: list[Task]) -> None:
-    """What ``create_task`` writes beside a new task, for many system-issued tasks at once."""
-    TaskEvent.objects.bulk_create([TaskEvent(task=t, action="issued", from_status="", to_status=TaskStatus.ISSUED,
-                                             at=t.issued_at, by=None, note="") for t in tasks])  # fmt: skip
-    audit.record_many(SYSTEM, "command.task_issue", [
-        (t, t.region_code, {"kind": t.kind, "assignee_hq": t.assignee_hq_id, "assignee_group": t.assignee_group_id,
-                            "due_at": t.due_at,
-                            "context": f"{t.context_type}:{t.context_id}" if t.context_type else ""})
-        for t in tasks])  # fmt: skip
-    recipients: dict[tuple[int, int | None], list[Any]] = {}
-    notes, sends = [], []
-    for t in tasks:
-        who = (t.assignee_hq_id, t.assignee_group_id)
-        if who not in recipients:
-            recipients[who] = _recipients_for_task(t)
-        title = _("New task: %s") % t.title
-        users = recipients[who]
-        notes += [Notification(user=u, task=t, kind="assigned", title=title[:200], body=t.description,
-                               created_at=t.issued_at, key=f"assigned:{t.pk}:u{u.pk}"[:100])
-                  for u in users]  # fmt: skip
-        if users:
-            sends.append((users, title, t.description))
-    Notification.objects.bulk_create(notes, batch_size=500)
-    if sends:
-        transaction.on_commit(lambda: [deliver(users, title, body) for users, title, body in sends])
 
 
 def close_auto_task(key: str, note: str) -> None:

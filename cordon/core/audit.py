@@ -79,58 +79,41 @@ def record(
     changes: dict | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction, so the write and its record commit together."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit.record must run inside the transaction of the write it records")
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = obj.pk if object_id is None else object_id
-    actor_id, actor_label = _actor(actor)
-    head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)
-    seq = head.seq + 1
-    at = timezone.now()
-    fields = dict(
-        seq=seq,
-        at=at,
-        actor_id=actor_id,
-        actor_label=actor_label,
-        action=action,
-        object_type=object_type or "",
-        object_id="" if object_id is None else str(object_id),
-        region_code=region_code or "",
-        changes=_canonical(changes or {}),
-        prev_hash=head.hash,
-    )
-    digest = compute_hash(**fields)
-    event = AuditEvent.objects.create(hash=digest, **fields)
-    head.seq, head.hash = seq, digest
-    head.save(update_fields=["seq", "hash"])
-    return event
+    item = (object_type or "", "" if object_id is None else str(object_id), region_code, changes)
+    return _chain(actor, action, [item], "audit.record")[0]
 
 
 def record_many(actor: Any, action: str, events: list[tuple[Any, str, dict | None]]) -> None:
-    """``record`` for many events of one actor and action, each (object, region code, changes): the chain's
-    head is locked once and the hashes chained here, then one INSERT of them all. For writers that issue a
-    batch at once (a lab file's positive pools each get a task), where one ``record`` per event held the head
-    lock across three statements each."""
-    if not events:
-        return
+    """``record`` for many events of one actor and action, each (object, region code, changes), with the
+    chain's head locked once and one INSERT of them all. For writers that issue a batch at once (a lab file's
+    positive pools each get a task), where one ``record`` per event held the head lock across three
+    statements each."""
+    if events:
+        _chain(actor, action, [(obj._meta.label_lower, str(obj.pk), region_code, changes)
+                               for obj, region_code, changes in events], "audit.record_many")  # fmt: skip
+
+
+def _chain(actor: Any, action: str, items: list[tuple[str, str, str, dict | None]], caller: str) -> list[AuditEvent]:
+    """Events (object type, object id, region code, changes) appended to the chain in the caller's transaction:
+    the head row locked, each event hashed over the one before it, the head moved to the last."""
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit.record_many must run inside the transaction of the writes it records")
+        raise RuntimeError(f"{caller} must run inside the transaction of the write it records")
     actor_id, actor_label = _actor(actor)
     head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)
-    seq, prev = head.seq, head.hash
     at = timezone.now()
-    rows = []
-    for obj, region_code, changes in events:
-        seq += 1
-        fields = dict(seq=seq, at=at, actor_id=actor_id, actor_label=actor_label, action=action,
-                      object_type=obj._meta.label_lower, object_id=str(obj.pk), region_code=region_code or "",
-                      changes=_canonical(changes or {}), prev_hash=prev)  # fmt: skip
-        prev = compute_hash(**fields)
-        rows.append(AuditEvent(hash=prev, **fields))
-    AuditEvent.objects.bulk_create(rows, batch_size=500)
-    head.seq, head.hash = seq, prev
+    events = []
+    for object_type, object_id, region_code, changes in items:
+        fields = dict(seq=head.seq + 1, at=at, actor_id=actor_id, actor_label=actor_label, action=action,
+                      object_type=object_type, object_id=object_id, region_code=region_code or "",
+                      changes=_canonical(changes or {}), prev_hash=head.hash)  # fmt: skip
+        head.seq, head.hash = fields["seq"], compute_hash(**fields)
+        events.append(AuditEvent(hash=head.hash, **fields))
+    AuditEvent.objects.bulk_create(events, batch_size=500)
     head.save(update_fields=["seq", "hash"])
+    return events
 
 
 # The one-statement append, for writers whose batch rate the chain bounds (sampling terminals): every

@@ -505,10 +505,9 @@ def _prepare(cur: Any, rows: int) -> int:
                     SELECT s.line, p.id AS person_id, p.region_id FROM {t} s
                     JOIN people_person p ON p.document_type = s.doc_type AND p.document_number = s.doc_number""")
     known = cur.rowcount
-    if pg:
-        if rows > 2000:
-            cur.execute(f"ANALYZE {tp}")
-    else:
+    if pg and rows > 2000:
+        cur.execute(f"ANALYZE {tp}")
+    elif not pg:
         cur.execute(f"CREATE INDEX temp.{tp}_line ON {tp} (line)")
     return known
 

@@ -341,8 +341,9 @@ def positive_pool(user: Any, tube: Tube) -> list[Retest]:
 def positive_pools(user: Any, tubes: list[Tube]) -> dict[int, list[Retest]]:
     """``positive_pool`` for many tubes at once (a lab file's positives): one INSERT…SELECT of holds and one
     of retests from the pools' registrations, whatever the number of pools, then per pool its audit event, and
-    ``pools.positive`` once for them all (the command centre issues their tasks together). Members already held or already ordered a retest for the
-    same tube are skipped, so a repeated call adds nothing. Returns each tube's pending retests."""
+    ``pools.positive`` once for them all (the command centre issues their tasks together). Members already held
+    or already ordered a retest for the same tube are skipped, so a repeated call adds nothing. Returns each
+    tube's pending retests."""
     pp = active_policy().screening.positive_pool
     now = timezone.now()
     due = now + timedelta(hours=float(pp.hold_and_resample_hours))
