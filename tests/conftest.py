@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
 import pytest
 
 from cordon.core.identity import make_resident_id
@@ -83,3 +85,12 @@ def person_factory(regions):
                                      address=kw.pop("address", "湖南省长沙市芙蓉区人民路1号"), **kw)  # fmt: skip
 
     return make
+
+
+def earlier_today(hours: float = 1) -> datetime:
+    """``hours`` ago, but never before today's local midnight: for rows a test counts among today's figures,
+    which would fall on yesterday when the suite runs just after midnight."""
+    from django.utils import timezone
+
+    midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    return max(timezone.now() - timedelta(hours=hours), midnight)

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from tests.conftest import earlier_today
+
 
 @pytest.fixture
 def inv(make_user):
@@ -29,7 +31,7 @@ def make_case(inv, person_factory):
     def make(person=None, *, user=None, region_code="430102", classification="confirmed", onset_days_ago=2,
              reported_at=None, **kw):
         person = person or person_factory(name="病例甲")
-        reported_at = reported_at or timezone.now() - timedelta(hours=1)
+        reported_at = reported_at or earlier_today()
         onset = kw.pop("onset_date", None)
         if onset is None and classification != "asymptomatic":
             onset = timezone.localdate(reported_at) - timedelta(days=onset_days_ago)

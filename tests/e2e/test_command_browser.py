@@ -3,12 +3,13 @@ acknowledged there, and the bulletin is published and appears on the public page
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from cordon.core import events
+from tests.conftest import earlier_today
 from tests.e2e.conftest import login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -18,9 +19,7 @@ def _outbreak(person_factory):
     from cordon.cases.models import Case
     from cordon.tracing.models import Contact
 
-    # An hour ago, but never before today's local midnight: the figures count by the day a case was reported.
-    now = max(timezone.now() - timedelta(hours=1),
-              timezone.make_aware(datetime.combine(timezone.localdate(), time.min)))  # fmt: skip
+    now = earlier_today()  # the figures count by the day a case was reported
     cases = []
     for i, (region, cls, origin, uc, days_ago) in enumerate([
         ("430102", "confirmed", "local", True, 0), ("430102", "asymptomatic", "local", False, 0),
