@@ -6,7 +6,8 @@ registry holding the same people. Timed stages, end to end through Cordon's own 
 * registrations: ``cordon.screening.ingest.import_registrations`` on a CSV of N swabs (parse, validate
   every document, stage with COPY into a temp table, resolve people and tubes by join, check the pooling
   rules set-based, insert; two workers on two connections, one staging the next batch while the other
-  writes, unless ``--workers 1``);
+  writes, unless ``--workers 1``; a file much larger than the stored registrations, as here, builds the
+  secondary indexes of registrations and tubes after the load: ``ingest.deferred_indexes``);
 * results: ``cordon.screening.results.import_results`` on the lab file (one row per tube; the positive
   pools go through the cascade: holds, single-tube retests, ``pool.positive``);
 * recall: the open recall list (members of positive pools), fully read;

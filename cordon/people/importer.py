@@ -32,11 +32,12 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from psycopg.copy import Copy, FileWriter
 
 from cordon.core import audit
+from cordon.core.bulkindex import DeferredIndexes, much_smaller_than, restore_indexes
 from cordon.core.identity import (
     MIN_BIRTH_DATE,
     PROVINCE_CODES,
@@ -453,7 +454,7 @@ def import_people(
         )
     writer = _BatchWriter(run, user, summary, report)
     restore_registry_indexes()
-    deferred = _DeferredIndexes.begin(path, defer_indexes)
+    deferred = _DeferredIndexes.for_file(path, defer_indexes)
     try:
         _load(source, cleaner, regions, writer, summary, report, batch_size, progress)
     except BaseException:
@@ -650,104 +651,35 @@ _INDEX_LOCK = 0x636F_7264_6F6E_0001
 # length (the estimate errs low), and a registry of at most a quarter of that counts as much smaller.
 _DEFER_MIN_ROWS = 100_000
 _BYTES_PER_LINE = 256
-# Sort memory for each index built after a load, unless the server's maintenance_work_mem is larger: the
-# (name, birth date) index of 10^6 people does not fit PostgreSQL's default 64 MB and sorts on disk.
-_INDEX_BUILD_MEMORY = 256 * 2**20
 # Hash memory for counting the (name, birth date, phone) groups of a first load: 10^6 people take ~170 MB.
 _GROUPING_MEMORY = 256 * 2**20
 
 
-class _DeferredIndexes:
-    """A first load of the registry with its secondary indexes built at the end (PostgreSQL).
+class _DeferredIndexes(DeferredIndexes):
+    """A first load of the registry with its secondary indexes built at the end (``core.bulkindex``).
 
     Maintaining the (name, birth date), region and import-run indexes row by row costs a COPY about as
-    much as the rows themselves; one CREATE INDEX per index after the load sorts instead (PostgreSQL's
-    own advice for bulk loads). The primary key and the unique document constraint stay: they check
+    much as the rows themselves. The primary key and the unique document constraint stay: they check
     every row, and the lookups of the careful path use the latter. The partial guardian index is
     nearly empty and costs nothing per row, so it stays too. The region foreign key goes with the
     indexes: checked per row it looks up and locks a region for every person (a quarter of the load),
     while the loader has already refused every unknown code; it comes back checked in one pass over the
     table (NOT VALID, then VALIDATE), so the database's guarantee holds again when the load ends.
-
-    Safety. The indexes are dropped in one short transaction that waits at most ``lock_timeout`` for
-    its ACCESS EXCLUSIVE lock (if readers or writers hold the table longer, the load keeps its indexes).
-    While they are missing, searches stay correct but scan the table, which a first load keeps small
-    next to the file. They are created again from their own definitions when the load ends, whether it
-    succeeded or failed; each CREATE INDEX holds a SHARE lock (reads go on, writes wait a few seconds).
-    Should the process die in between, the session's advisory lock goes with it, and the next import or
-    ``migrate`` creates the missing ones from the model (``restore_registry_indexes``).
     """
 
-    def __init__(self) -> None:
-        self.definitions: list[str] = []
-        self.keys: dict[str, str] = {}  # the region foreign key, dropped with the indexes
-
     @classmethod
-    def begin(cls, path: Path, wanted: bool | None) -> _DeferredIndexes:
-        deferred = cls()
+    def for_file(cls, path: Path, wanted: bool | None) -> _DeferredIndexes:
+        """``wanted`` None: defer for a file much larger than the registry; True: whatever the sizes."""
         if wanted is False or connection.vendor != "postgresql" or connection.in_atomic_block:
-            return deferred
-        table = Person._meta.db_table
-        with connection.cursor() as cur:
-            if wanted is None:
-                rows = path.stat().st_size // _BYTES_PER_LINE
-                if rows < _DEFER_MIN_ROWS:
-                    return deferred
-                cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT %s) AS r", [rows // 4 + 1])
-                if cur.fetchone()[0] * 4 > rows:
-                    return deferred
-            cur.execute("SELECT pg_try_advisory_lock(%s)", [_INDEX_LOCK])
-            if not cur.fetchone()[0]:
-                return deferred
-            try:
-                with transaction.atomic():
-                    cur.execute("SET LOCAL lock_timeout = '2s'")
-                    cur.execute(
-                        "SELECT indexname, indexdef FROM pg_indexes "
-                        "WHERE schemaname = current_schema() AND tablename = %s",
-                        [table],
-                    )
-                    declared = _declared_indexes()
-                    found = {n: d for n, d in cur.fetchall() if n in declared and " WHERE " not in d}
-                    for name in sorted(found):
-                        cur.execute(f'DROP INDEX "{name}"')
-                    keys = _region_keys(cur)
-                    for name in sorted(keys):
-                        cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-            except OperationalError:  # the lock was not granted in time: load with the indexes
-                cur.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
-                return deferred
-            if not found and not keys:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
-                return deferred
-        deferred.definitions = [found[n] for n in sorted(found)]
-        deferred.keys = keys
-        return deferred
-
-    def finish(self, *, failing: bool) -> None:
-        """Create the dropped indexes again. When the load failed, a failure here is logged, not raised
-        over the load's own error (the repair at the next import or migrate creates what is missing)."""
-        if not self.definitions:
-            return
-        try:
+            return cls(_INDEX_LOCK)
+        if wanted is None:
+            rows = path.stat().st_size // _BYTES_PER_LINE
+            if rows < _DEFER_MIN_ROWS:
+                return cls(_INDEX_LOCK)
             with connection.cursor() as cur:
-                try:
-                    cur.execute("SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem'")
-                    memory = max(cur.fetchone()[0], _INDEX_BUILD_MEMORY)
-                    for definition in self.definitions:
-                        # One transaction per index: its SHARE lock is held for its own build only.
-                        with transaction.atomic():
-                            cur.execute(f"SET LOCAL maintenance_work_mem = '{memory // 1024}kB'")
-                            cur.execute(definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
-                    _add_region_keys(cur, self.keys)
-                finally:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
-        except Exception:
-            if not failing:
-                raise
-            logger.exception("the registry's indexes could not be created again after a failed import")
-        self.definitions = []
-        self.keys = {}
+                if not much_smaller_than(cur, Person._meta.db_table, rows):
+                    return cls(_INDEX_LOCK)
+        return cls.begin([Person], lock=_INDEX_LOCK, drop_keys=_drop_region_keys, add_keys=_add_region_keys)
 
 
 def _region_keys(cur: Any, table: str = "") -> dict[str, str]:
@@ -758,6 +690,13 @@ def _region_keys(cur: Any, table: str = "") -> dict[str, str]:
         [table or Person._meta.db_table, Region._meta.db_table],
     )
     return dict(cur.fetchall())
+
+
+def _drop_region_keys(cur: Any) -> dict[str, str]:
+    keys = _region_keys(cur)
+    for name in sorted(keys):
+        cur.execute(f'ALTER TABLE {Person._meta.db_table} DROP CONSTRAINT "{name}"')
+    return keys
 
 
 def _add_region_keys(cur: Any, keys: dict[str, str], table: str = "", using: str = DEFAULT_DB_ALIAS) -> None:
@@ -775,49 +714,26 @@ def _add_region_keys(cur: Any, keys: dict[str, str], table: str = "", using: str
             cur.execute(f'ALTER TABLE {table} VALIDATE CONSTRAINT "{name}"')
 
 
-def _declared_indexes(using: str = DEFAULT_DB_ALIAS, model: Any = Person) -> dict[str, str]:
-    """name -> CREATE INDEX of the registry's secondary indexes as the model declares them (the
-    statements its migrations ran): every index but the primary key and the unique constraints."""
-    editor = connections[using].schema_editor(collect_sql=True)
-    return {str(st.parts["name"]).strip('"'): str(st) for st in editor._model_indexes_sql(model)}
-
-
 def restore_registry_indexes(using: str = DEFAULT_DB_ALIAS, model: Any = Person) -> list[str]:
-    """Create the registry's secondary indexes that are missing, unless a load deferring them is running;
-    returns their names. A load that died before creating them again leaves them missing: this runs at
-    the start of each import and after ``migrate`` (with the model as the migrations left it)."""
+    """Create the registry's secondary indexes, and its region key, that are missing, unless a load deferring
+    them is running; returns their names. Runs at the start of each import and after ``migrate``."""
     conn = connections[using]
-    if conn.vendor != "postgresql":
-        return []
     table = model._meta.db_table
-    with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
-        if not cur.fetchone()[0]:
-            return []
-        cur.execute("SELECT pg_try_advisory_lock(%s)", [_INDEX_LOCK])
-        if not cur.fetchone()[0]:
-            return []
-        try:
-            cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s",
-                        [table])  # fmt: skip
-            present = {r[0] for r in cur.fetchall()}
-            missing = {n: sql for n, sql in _declared_indexes(using, model).items() if n not in present}
-            for name in sorted(missing):
-                logger.warning("creating the missing index %s of %s", name, table)
-                cur.execute(missing[name])
-            if not _region_keys(cur, table):
-                # A first load that died left the region key out too: add it as the model declares it.
-                field = model._meta.get_field("region")
-                editor = conn.schema_editor(collect_sql=True)
-                name = editor._fk_constraint_name(model, field, "_fk_%(to_table)s_%(to_column)s")
-                fk = str(editor._create_fk_sql(model, field, "_fk_%(to_table)s_%(to_column)s"))
-                definition = fk.split(f"ADD CONSTRAINT {name} ", 1)[1]
-                logger.warning("adding the missing region key of %s", table)
-                _add_region_keys(cur, {str(name).strip('"'): definition}, table, using)
-                missing[str(name).strip('"')] = definition
-        finally:
-            cur.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
-    return sorted(missing)
+
+    def region_key(cur: Any) -> dict[str, str]:
+        if _region_keys(cur, table):
+            return {}
+        # A first load that died left the region key out too: add it as the model declares it.
+        field = model._meta.get_field("region")
+        editor = conn.schema_editor(collect_sql=True)
+        name = editor._fk_constraint_name(model, field, "_fk_%(to_table)s_%(to_column)s")
+        fk = str(editor._create_fk_sql(model, field, "_fk_%(to_table)s_%(to_column)s"))
+        definition = fk.split(f"ADD CONSTRAINT {name} ", 1)[1]
+        logger.warning("adding the missing region key of %s", table)
+        _add_region_keys(cur, {str(name).strip('"'): definition}, table, using)
+        return {str(name).strip('"'): definition}
+
+    return restore_indexes(model, lock=_INDEX_LOCK, using=using, repair=region_key)
 
 
 class _BatchWriter:

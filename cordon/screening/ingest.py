@@ -21,11 +21,12 @@ from operator import mul
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from cordon.core import audit
+from cordon.core import audit, bulkindex
+from cordon.core.bulkindex import DeferredIndexes, much_smaller_than
 from cordon.core.identity import (
     _CHECK_MAP,
     _WEIGHTS,
@@ -841,6 +842,48 @@ REGISTRATION_COLUMNS = [
 
 REGISTRATION_KEYS = tuple(c.key for c in REGISTRATION_COLUMNS)  # the order of ``clean_fields``' fields
 
+# Session advisory lock of a registration file whose tables' secondary indexes are deferred (core.bulkindex).
+_INDEX_LOCK = 0x636F_7264_6F6E_0002
+# A file defers them when it is large and the stored registrations at most a quarter of it: the first round
+# of a city loaded from its terminals' exports. Its rows are estimated with a long line (the estimate errs low).
+_DEFER_MIN_ROWS = 100_000
+_DEFER_BYTES_PER_LINE = 160
+
+
+def _deferrable() -> list[Any]:
+    """The tables a registration file fills, whose declared secondary indexes (a registration's (campaign,
+    person); a tube's site, lab, (campaign, result) and region) no statement of the import reads: it finds
+    tubes, people and scans by their unique keys, which stay."""
+    from cordon.screening.models import Registration, Tube
+
+    return [Registration, Tube]
+
+
+def deferred_indexes(source: TabularFile, wanted: bool | None) -> DeferredIndexes:
+    """The registrations' and tubes' secondary indexes, dropped for this file if it is much larger than the
+    registrations stored (``wanted`` None) or whatever the sizes (True): a city round's first load otherwise
+    pays a random insert into the (campaign, person) index for every swab, the dearest write of the round
+    once that index outgrows the server's buffers, where building it after the load is one sort."""
+    if wanted is False or source.is_xlsx or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return DeferredIndexes(_INDEX_LOCK)
+    if wanted is None:
+        rows = source.path.stat().st_size // _DEFER_BYTES_PER_LINE
+        if rows < _DEFER_MIN_ROWS:
+            return DeferredIndexes(_INDEX_LOCK)
+        with connection.cursor() as cur:
+            if not much_smaller_than(cur, "screening_registration", rows):
+                return DeferredIndexes(_INDEX_LOCK)
+    return DeferredIndexes.begin(_deferrable(), lock=_INDEX_LOCK)
+
+
+def restore_indexes(using: str = DEFAULT_DB_ALIAS, models: list[Any] | None = None) -> list[str]:
+    """The registrations' and tubes' secondary indexes that a file which died while deferring them left
+    missing, created again (at the start of each file and after ``migrate``)."""
+    names: list[str] = []
+    for model in models or _deferrable():
+        names += bulkindex.restore_indexes(model, lock=_INDEX_LOCK, using=using)
+    return names
+
 
 def import_registrations(
     path: str | Path,
@@ -851,9 +894,13 @@ def import_registrations(
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 2,
+    defer_indexes: bool | None = None,
 ) -> ImportSummary:
     """A registration file (exported by sampling terminals that worked offline) into a campaign. ``workers=1``
-    reads and writes on the caller's connection only; ``batch_size`` None: ``file_batch_size``."""
+    reads and writes on the caller's connection only; ``batch_size`` None: ``file_batch_size``.
+    ``defer_indexes`` (PostgreSQL): None lets a file much larger than the stored registrations build the
+    secondary indexes of registrations and tubes at the end (``deferred_indexes``); True does so whatever the
+    sizes, False never."""
     from cordon.core.models import ImportRun
 
     path = Path(path)
@@ -863,10 +910,17 @@ def import_registrations(
                                        file_sha256=file_sha256(path), user_id=getattr(user, "pk", None))  # fmt: skip
     sites = SiteResolver(user, campaign)
     sites.preload()
-    summary = _import(source.records(REGISTRATION_KEYS, strip=False), lambda line, rec: clean_fields(line, *rec, sites),
-                      _record_value, user=user, errors_path=errors_path,
-                      batch_size=batch_size or file_batch_size(source), progress=progress, run_id=run.pk,
-                      workers=workers)  # fmt: skip
+    restore_indexes()
+    deferred = deferred_indexes(source, defer_indexes)
+    try:
+        summary = _import(source.records(REGISTRATION_KEYS, strip=False),
+                          lambda line, rec: clean_fields(line, *rec, sites), _record_value, user=user,
+                          errors_path=errors_path, batch_size=batch_size or file_batch_size(source), progress=progress,
+                          run_id=run.pk, workers=workers)  # fmt: skip
+    except BaseException:
+        deferred.finish(failing=True)
+        raise
+    deferred.finish(failing=False)
     ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), accepted=summary.accepted,
                                                unchanged=summary.unchanged, rejected=summary.rejected,
                                                errors_path=summary.errors or "", status="done")  # fmt: skip
