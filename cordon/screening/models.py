@@ -114,8 +114,9 @@ class Tube(models.Model):
     opened_at = models.DateTimeField(_("opened"))
     sealed_at = models.DateTimeField(_("sealed"), null=True, blank=True)
     received_at = models.DateTimeField(_("received"), null=True, blank=True)
+    # No index on the lab either: a result sets it (see Meta). Turnaround reads a campaign's tubes by campaign.
     lab = models.ForeignKey(Lab, null=True, blank=True, on_delete=models.PROTECT, related_name="tubes",
-                            db_constraint=False)  # fmt: skip
+                            db_index=False, db_constraint=False)  # fmt: skip
     resulted_at = models.DateTimeField(_("resulted"), null=True, blank=True)
     result = models.CharField(_("result"), max_length=10, choices=Result.choices, blank=True)
     ct_orf1ab = models.FloatField(null=True, blank=True)
@@ -125,8 +126,12 @@ class Tube(models.Model):
     class Meta:
         verbose_name = _("tube")
         constraints = [models.UniqueConstraint(fields=["barcode"], name="tube_barcode_unique")]
+        # A round's results update a million tubes. No index covers what a result sets (result, lab, times), and
+        # on PostgreSQL the table keeps half of each page free (fillfactor 50, migration 0008): the result then
+        # updates the tube in place (a heap-only tuple), instead of writing a new entry into every index of the
+        # tube. Positive pools are found through their result versions (TubeResult's partial index).
         indexes = [
-            models.Index(fields=["campaign", "result"], name="tube_campaign_result_idx"),
+            models.Index(fields=["campaign"], name="tube_campaign_idx"),
             models.Index(fields=["region"], name="tube_region_idx"),
         ]
 
@@ -204,6 +209,8 @@ class TubeResult(models.Model):
     class Meta:
         ordering = ["tube", "version"]
         constraints = [models.UniqueConstraint(fields=["tube", "version"], name="tube_result_version_unique")]
+        # The positive versions, a handful in a round: how the positive pools of a campaign are found.
+        indexes = [models.Index(fields=["tube"], condition=models.Q(result="positive"), name="tuberesult_positive_idx")]
 
     def __str__(self) -> str:
         return f"{self.tube_id} v{self.version}: {self.result}"

@@ -32,6 +32,7 @@ from cordon.screening.models import (
     Retest,
     Site,
     Tube,
+    TubeResult,
 )
 
 
@@ -313,7 +314,11 @@ def get_retest(user: Any, retest_id: int) -> Retest:
 def positive_pools(user: Any, campaign: Campaign) -> list[dict[str, Any]]:
     """Positive pools with their members' state and the clock of the slowest open retest."""
     out = []
-    for t in tubes_for(user, campaign).filter(result=Result.POSITIVE, capacity__gt=1).select_related("site", "lab"):
+    # Found through their positive result versions (a partial index of a handful of rows); the tube's current
+    # result then leaves out a pool corrected to negative since. No index of the tube covers its result.
+    ever = TubeResult.objects.filter(result=Result.POSITIVE).values("tube_id")
+    pools = tubes_for(user, campaign).filter(pk__in=ever, result=Result.POSITIVE, capacity__gt=1)
+    for t in pools.select_related("site", "lab"):
         retests = list(Retest.objects.filter(source_tube=t, reason=Retest.Reason.POSITIVE_POOL))
         open_ = [r for r in retests if r.status in (Retest.Status.PENDING, Retest.Status.SAMPLED)]
         out.append({

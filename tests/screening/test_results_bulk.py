@@ -256,3 +256,42 @@ def test_many_small_batches_give_the_same_rows_as_one(tmp_path, tester, lab, poo
     assert (again.accepted, again.unchanged) == (0, 8)
     *_, (_checked, problem) = verify_chain()
     assert problem is None
+
+
+def _tube_updates() -> tuple[int, int]:
+    """(updates, of which heap-only) of the tube table in this transaction (PostgreSQL's own counters)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_get_xact_tuples_updated(c), pg_stat_get_xact_tuples_hot_updated(c) "
+                    "FROM CAST('screening_tube' AS regclass) AS c")  # fmt: skip
+        return cur.fetchone()
+
+
+def test_first_results_update_their_tubes_in_place(tmp_path, tester, lab, pools):
+    """No index of a tube covers what a result sets, and its page has room: each update is heap-only, so a round's
+    million results write no index entry for their tubes. An index on the result or the lab breaks this."""
+    if connection.vendor != "postgresql":
+        pytest.skip("heap-only updates are PostgreSQL's")
+    with connection.cursor() as cur:
+        cur.execute("SELECT reloptions FROM pg_class WHERE oid = CAST('screening_tube' AS regclass)")
+        assert "fillfactor=50" in cur.fetchone()[0]  # room on a full page of a city round for each next version
+    pools(*[f"H{i}" for i in range(6)], n=2)
+    before = _tube_updates()
+    lines = [f"H{i},{'阳性,30,31' if i == 0 else '阴性,,'},2022-05-01 10:00" for i in range(6)]
+    s = import_results(_file(tmp_path, "lab.csv", lines), lab=lab, user=tester)
+    assert (s.accepted, s.extra["positive"]) == (6, 1)
+    updated, hot = (a - b for a, b in zip(_tube_updates(), before, strict=True))
+    assert updated >= 6 and hot == updated
+
+
+def test_positive_pools_are_those_whose_current_result_is_positive(tmp_path, tester, lab, pools, campaign):
+    from cordon.screening import queries
+
+    tubes = pools("PP1", "PP2", "PP3")
+    f = _file(tmp_path, "lab.csv", ["PP1,阳性,30,31,2022-05-01 10:00", "PP2,阳性,30,31,2022-05-01 10:00",
+                                    "PP3,阴性,,,2022-05-01 10:00"])  # fmt: skip
+    import_results(f, lab=lab, user=tester)
+    assert sorted(p["tube"].barcode for p in queries.positive_pools(tester, campaign)) == ["PP1", "PP2"]
+    # A correction to negative takes a pool off the list; one to positive puts a tube on it.
+    services.record_result(tester, Tube.objects.get(pk=tubes[1].pk), "negative")
+    services.record_result(tester, Tube.objects.get(pk=tubes[2].pk), "positive", ct_orf1ab=25.0, ct_n=26.0)
+    assert sorted(p["tube"].barcode for p in queries.positive_pools(tester, campaign)) == ["PP1", "PP3"]
