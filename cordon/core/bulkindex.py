@@ -33,7 +33,7 @@ def declared_indexes(model: Any, using: str = DEFAULT_DB_ALIAS) -> dict[str, str
     return {str(st.parts["name"]).strip('"'): str(st) for st in editor._model_indexes_sql(model)}
 
 
-def much_smaller_than(cur: Any, table: str, rows: int) -> bool:
+def _much_smaller_than(cur: Any, table: str, rows: int) -> bool:
     """Whether ``table`` holds at most a quarter of ``rows``: a load of that many rows then makes up most of
     it, and building its indexes afterwards sorts little more than the load itself. Counts at most that far."""
     cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT %s) AS r", [rows // 4 + 1])
@@ -68,16 +68,25 @@ class DeferredIndexes:
         models: Sequence[Any],
         *,
         lock: int,
+        wanted: bool | None = True,
+        rows: int = 0,
+        min_rows: int = 0,
         drop_keys: Callable[[Any], dict[str, str]] | None = None,
         add_keys: Callable[[Any, dict[str, str]], None] | None = None,
     ) -> DeferredIndexes:
         """Drop the declared secondary indexes of ``models`` if this session can take ``lock`` and the tables'
         locks within two seconds; otherwise, or outside PostgreSQL or inside a transaction, change nothing
-        (``finish`` then has nothing to do)."""
+        (``finish`` then has nothing to do). ``wanted`` False: never; True: whatever the sizes; None: only for
+        a load of ``rows`` (an estimate that errs low), at least ``min_rows``, into a first table (the one the
+        load fills) much smaller than that."""
         deferred = cls(lock)
-        if connection.vendor != "postgresql" or connection.in_atomic_block:
+        if wanted is False or connection.vendor != "postgresql" or connection.in_atomic_block:
+            return deferred
+        if wanted is None and rows < min_rows:
             return deferred
         with connection.cursor() as cur:
+            if wanted is None and not _much_smaller_than(cur, models[0]._meta.db_table, rows):
+                return deferred
             cur.execute("SELECT pg_try_advisory_lock(%s)", [lock])
             if not cur.fetchone()[0]:
                 return deferred

@@ -37,7 +37,7 @@ from django.utils import timezone
 from psycopg.copy import Copy, FileWriter
 
 from cordon.core import audit
-from cordon.core.bulkindex import DeferredIndexes, much_smaller_than, restore_indexes
+from cordon.core.bulkindex import DeferredIndexes, restore_indexes
 from cordon.core.identity import (
     MIN_BIRTH_DATE,
     PROVINCE_CODES,
@@ -475,7 +475,7 @@ def import_people(
     return summary
 
 
-def _finish_and_flag(deferred: _DeferredIndexes, run_id: int, rows_written: int) -> int:
+def _finish_and_flag(deferred: DeferredIndexes, run_id: int, rows_written: int) -> int:
     """Build the deferred indexes and flag the run's likely duplicates; returns the pairs flagged.
 
     After a first load both are server work over the whole table with the importer idle. The index
@@ -668,18 +668,10 @@ class _DeferredIndexes(DeferredIndexes):
     """
 
     @classmethod
-    def for_file(cls, path: Path, wanted: bool | None) -> _DeferredIndexes:
+    def for_file(cls, path: Path, wanted: bool | None) -> DeferredIndexes:
         """``wanted`` None: defer for a file much larger than the registry; True: whatever the sizes."""
-        if wanted is False or connection.vendor != "postgresql" or connection.in_atomic_block:
-            return cls(_INDEX_LOCK)
-        if wanted is None:
-            rows = path.stat().st_size // _BYTES_PER_LINE
-            if rows < _DEFER_MIN_ROWS:
-                return cls(_INDEX_LOCK)
-            with connection.cursor() as cur:
-                if not much_smaller_than(cur, Person._meta.db_table, rows):
-                    return cls(_INDEX_LOCK)
-        return cls.begin([Person], lock=_INDEX_LOCK, drop_keys=_drop_region_keys, add_keys=_add_region_keys)
+        return cls.begin([Person], lock=_INDEX_LOCK, wanted=wanted, rows=path.stat().st_size // _BYTES_PER_LINE,
+                         min_rows=_DEFER_MIN_ROWS, drop_keys=_drop_region_keys, add_keys=_add_region_keys)  # fmt: skip
 
 
 def _region_keys(cur: Any, table: str = "") -> dict[str, str]:

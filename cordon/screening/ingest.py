@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from cordon.core import audit, bulkindex
-from cordon.core.bulkindex import DeferredIndexes, much_smaller_than
+from cordon.core.bulkindex import DeferredIndexes
 from cordon.core.identity import (
     _CHECK_MAP,
     _WEIGHTS,
@@ -851,9 +851,9 @@ _DEFER_BYTES_PER_LINE = 160
 
 
 def _deferrable() -> list[Any]:
-    """The tables a registration file fills, whose declared secondary indexes (a registration's (campaign,
-    person); a tube's site, lab, (campaign, result) and region) no statement of the import reads: it finds
-    tubes, people and scans by their unique keys, which stay."""
+    """The tables a registration file fills (registrations first: their size decides), whose declared
+    secondary indexes (a registration's (campaign, person); a tube's site, campaign and region) no statement
+    of the import reads: it finds tubes, people and scans by their unique keys, which stay."""
     from cordon.screening.models import Registration, Tube
 
     return [Registration, Tube]
@@ -864,16 +864,9 @@ def deferred_indexes(source: TabularFile, wanted: bool | None) -> DeferredIndexe
     registrations stored (``wanted`` None) or whatever the sizes (True): a city round's first load otherwise
     pays a random insert into the (campaign, person) index for every swab, the dearest write of the round
     once that index outgrows the server's buffers, where building it after the load is one sort."""
-    if wanted is False or source.is_xlsx or connection.vendor != "postgresql" or connection.in_atomic_block:
-        return DeferredIndexes(_INDEX_LOCK)
-    if wanted is None:
-        rows = source.path.stat().st_size // _DEFER_BYTES_PER_LINE
-        if rows < _DEFER_MIN_ROWS:
-            return DeferredIndexes(_INDEX_LOCK)
-        with connection.cursor() as cur:
-            if not much_smaller_than(cur, "screening_registration", rows):
-                return DeferredIndexes(_INDEX_LOCK)
-    return DeferredIndexes.begin(_deferrable(), lock=_INDEX_LOCK)
+    return DeferredIndexes.begin(_deferrable(), lock=_INDEX_LOCK, wanted=False if source.is_xlsx else wanted,
+                                 rows=source.path.stat().st_size // _DEFER_BYTES_PER_LINE,
+                                 min_rows=_DEFER_MIN_ROWS)  # fmt: skip
 
 
 def restore_indexes(using: str = DEFAULT_DB_ALIAS, models: list[Any] | None = None) -> list[str]:

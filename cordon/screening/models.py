@@ -99,7 +99,7 @@ class Tube(models.Model):
     # Unique through a named constraint, not ``unique=True``: on PostgreSQL that would add a second,
     # pattern-ops index that no query uses and every swab pays for.
     barcode = models.CharField(_("barcode"), max_length=40)
-    # The campaign and region are looked up through the composite and region indexes below; the automatic
+    # The campaign and region are looked up through the named campaign and region indexes below; the automatic
     # foreign-key indexes (and the region's pattern-ops twin) would only repeat them.
     # No database constraint on the keys a round writes a hundred thousand times (see Registration): the engine
     # resolves them by join in the same transaction, and the deferred checks cost more than the insert itself.
