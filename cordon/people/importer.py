@@ -23,12 +23,10 @@ import hashlib
 import io
 import logging
 import operator
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -55,6 +53,7 @@ from cordon.core.importing import (
     file_sha256,
 )
 from cordon.core.models import ImportRun
+from cordon.core.readahead import read_ahead
 from cordon.core.scoping import jurisdiction_prefix
 from cordon.people.models import Person
 from cordon.people.validation import (
@@ -285,108 +284,52 @@ def _weighted(digits: str, start: int) -> int:
     return sum(w * (ord(c) - 48) for w, c in zip(_ID_WEIGHTS[start:], digits, strict=False))
 
 
-_END = object()
-
-
-class _CleanedChunks:
-    """The file read and cleaned in a background thread, one chunk ahead of the writes.
-
-    The writes wait on PostgreSQL most of the time (COPY into seven indexes, the foreign-key checks at
-    commit) with the GIL released; reading and validating the next chunk meanwhile takes that time off
-    the import. The thread only parses, validates and formats COPY data (no database, no report): every
-    query, error report line and audit event still happens on the caller's thread and connection, in
-    line order, inside whatever transaction the caller holds. An error reading the file is raised after
-    the lines read before it, as a plain loop would; at most two chunks wait in the queue, so memory does
-    not grow with the file.
-    """
-
-    def __init__(
-        self,
-        source: TabularFile,
-        cleaner: _RowCleaner,
-        chunk_size: int,
-        prepare: Callable[[list[tuple[int, Any]]], _Prepared | None] | None = None,
-    ) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
-        self._stop = threading.Event()
-        self._prepare = prepare
-        self._batch = max(1, chunk_size)
-        self._thread = threading.Thread(
-            target=self._run, args=(source, cleaner), name="cordon-import-reader", daemon=True
-        )
-
-    def __enter__(self) -> Iterator[_Chunk]:
-        self._thread.start()
-        return self._chunks()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _chunks(self) -> Iterator[_Chunk]:
-        while True:
+def _cleaned_chunks(
+    source: TabularFile,
+    cleaner: _RowCleaner,
+    chunk_size: int,
+    prepare: Callable[[list[tuple[int, Any]]], _Prepared | None] | None = None,
+) -> Iterator[_Chunk]:
+    """The file read and cleaned in chunks, for ``read_ahead``: parsing, validating and formatting COPY
+    data only (no database, no report). The writes wait on PostgreSQL most of the time (COPY into seven
+    indexes, the foreign-key checks at commit), and the next chunk is cleaned meanwhile. The lines read
+    before an error reading the file are handed over before that error."""
+    chunk_size = max(1, chunk_size)
+    chunk = _Chunk()
+    # The loop runs once per line of a file of millions: the chunk's list and the checks are local names.
+    items, add = chunk.items, chunk.items.append
+    fast, general = cleaner.fast_path(), cleaner.general
+    try:
+        for line, row in source.records(RECORD_KEYS, strip=False):
             try:
-                item = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    raise RuntimeError("the import reader stopped without a result") from None
-                continue
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+                clean = fast(row)
+                if clean is None:
+                    clean = general(row)
+            except FieldError as exc:
+                add((line, exc))
+                chunk.errors += 1
+            else:
+                add((line, clean))
+            if len(items) >= chunk_size:
+                _hand_over(chunk, chunk_size, prepare)
+                yield chunk
+                chunk = _Chunk()
+                items, add = chunk.items, chunk.items.append
+    except Exception:
+        if chunk.items:
+            chunk.regions = _regions(chunk.items)
+            yield chunk
+        raise
+    if chunk.items:
+        _hand_over(chunk, chunk_size, prepare)
+        yield chunk
 
-    def _offer(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
-    def _run(self, source: TabularFile, cleaner: _RowCleaner) -> None:
-        chunk, chunk_size = _Chunk(), self._batch
-        # The loop runs once per line of a file of millions: the chunk's list and the checks are local names.
-        items, add = chunk.items, chunk.items.append
-        fast, general = cleaner.fast_path(), cleaner.general
-        try:
-            for line, row in source.records(RECORD_KEYS, strip=False):
-                try:
-                    clean = fast(row)
-                    if clean is None:
-                        clean = general(row)
-                except FieldError as exc:
-                    add((line, exc))
-                    chunk.errors += 1
-                else:
-                    add((line, clean))
-                if len(items) >= chunk_size:
-                    self._hand_over(chunk)
-                    if not self._offer(chunk):
-                        return
-                    chunk = _Chunk()
-                    items, add = chunk.items, chunk.items.append
-            if chunk.items:
-                self._hand_over(chunk)
-                if not self._offer(chunk):
-                    return
-            self._offer(_END)
-        except BaseException as exc:  # handed to the caller's thread, raised there in order
-            if chunk.items:
-                chunk.regions = _regions(chunk.items)
-                if not self._offer(chunk):
-                    return
-            self._offer(exc)
-
-    def _hand_over(self, chunk: _Chunk) -> None:
-        """The chunk's region codes, and for a whole batch without errors its COPY data."""
-        chunk.regions = _regions(chunk.items)
-        if self._prepare is not None and not chunk.errors and len(chunk.items) >= self._batch:
-            chunk.prepared = self._prepare(chunk.items)
+def _hand_over(chunk: _Chunk, batch: int, prepare: Callable[[list[tuple[int, Any]]], _Prepared | None] | None) -> None:
+    """The chunk's region codes, and for a whole batch without errors its COPY data."""
+    chunk.regions = _regions(chunk.items)
+    if prepare is not None and not chunk.errors and len(chunk.items) >= batch:
+        chunk.prepared = prepare(chunk.items)
 
 
 def _regions(items: list[tuple[int, Any]]) -> set[str]:
@@ -537,7 +480,7 @@ def _load(
     batch: list[tuple[int, tuple]] = []
     done = 0
     prepare = writer.prepare if writer.optimistic else None
-    with _CleanedChunks(source, cleaner, batch_size, prepare) as chunks:
+    with read_ahead(_cleaned_chunks(source, cleaner, batch_size, prepare)) as chunks:
         for chunk in chunks:
             regions.prefetch(chunk.regions)
             if not chunk.errors and not any(regions.check(code) for code in chunk.regions):
