@@ -10,7 +10,7 @@ finds every row unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from cordon.core import audit
 from cordon.core.importing import Column, ErrorReport, ImportSummary, RowError, TabularFile, file_sha256
+from cordon.core.readahead import read_ahead
 from cordon.core.scoping import jurisdiction_prefix
 from cordon.screening.ingest import parse_time
 from cordon.screening.models import Lab, Result, Tube, TubeResult
@@ -98,9 +99,34 @@ def import_results(
     report = ErrorReport(errors_path)
     summary = ImportSummary()
     summary.extra.update({"positive": 0, "invalid": 0, "corrections": 0})
+    done = 0
+    # The file is parsed a batch ahead, in a background thread, while the database writes the batch before.
+    with read_ahead(_parsed_batches(source, batch_size)) as batches:
+        for batch, errors, unchanged in batches:
+            for err in errors:
+                report.add(err)
+            summary.rejected += len(errors)
+            summary.unchanged += unchanged
+            if batch:
+                _write(batch, lab, user, prefix, run.pk, summary, report)
+                done += len(batch)
+                if progress:
+                    progress(done)
+    summary.errors = report.close()
+    ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), accepted=summary.accepted,
+                                               updated=summary.updated, unchanged=summary.unchanged,
+                                               rejected=summary.rejected, errors_path=summary.errors or "",
+                                               status="done")  # fmt: skip
+    return summary
+
+
+def _parsed_batches(source: TabularFile, batch_size: int) -> Iterator[tuple[list[tuple], list[RowError], int]]:
+    """(batch of rows to write, the errors met since the batch before, rows that repeat an earlier line) for
+    ``read_ahead``: parsing only, no database. A row is (line, barcode, result, Ct ORF1ab, Ct N, tested at)."""
     seen: dict[str, tuple[int, tuple]] = {}
     batch: list[tuple[int, str, str, float | None, float | None, datetime | None]] = []
-    done = 0
+    errors: list[RowError] = []
+    unchanged = 0
     parsed: dict[tuple[str, str, str, str], tuple] = {}
     for line, (barcode, *cells) in source.records(("tube", "result", "ct_orf1ab", "ct_n", "tested_at")):
         # A lab file repeats a handful of distinct results, Ct values and times: each is parsed once.
@@ -109,42 +135,27 @@ def import_results(
         if got is None:
             got = parsed[fields] = _parse_fields(*fields)
         if got[0] is None:
-            report.add(RowError(line, *got[1]))
-            summary.rejected += 1
+            errors.append(RowError(line, *got[1]))
             continue
         result, ct1, ct2, tested = got
         if not barcode:
-            report.add(RowError(line, "tube", "", "required"))
-            summary.rejected += 1
+            errors.append(RowError(line, "tube", "", "required"))
             continue
         key = (result, ct1, ct2)
         if barcode in seen:
             first_line, first_key = seen[barcode]
             if first_key != key:
-                report.add(RowError(line, "tube", barcode, f"same tube as line {first_line} with another result"))
-                summary.rejected += 1
+                errors.append(RowError(line, "tube", barcode, f"same tube as line {first_line} with another result"))
             else:
-                summary.unchanged += 1
+                unchanged += 1
             continue
         seen[barcode] = (line, key)
         batch.append((line, barcode, result, ct1, ct2, tested))
         if len(batch) >= batch_size:
-            _write(batch, lab, user, prefix, run.pk, summary, report)
-            done += len(batch)
-            batch = []
-            if progress:
-                progress(done)
-    if batch:
-        _write(batch, lab, user, prefix, run.pk, summary, report)
-        done += len(batch)
-        if progress:
-            progress(done)
-    summary.errors = report.close()
-    ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), accepted=summary.accepted,
-                                               updated=summary.updated, unchanged=summary.unchanged,
-                                               rejected=summary.rejected, errors_path=summary.errors or "",
-                                               status="done")  # fmt: skip
-    return summary
+            yield batch, errors, unchanged
+            batch, errors, unchanged = [], [], 0
+    if batch or errors or unchanged:
+        yield batch, errors, unchanged
 
 
 def _write(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, summary: ImportSummary,
@@ -245,22 +256,26 @@ _HASH_JOIN = {"tubes": "screening_tube", "on": "t.barcode = s.barcode"}
 _STAGE_SQL = {
     "create": """CREATE TEMP TABLE screening_result_stage (line integer, barcode text, result text,
                  ct1 double precision, ct2 double precision, tested timestamptz) ON COMMIT DROP""",
-    "rest": f"""SELECT s.line, t.id, t.result, t.ct_orf1ab, t.ct_n, t.region_id, t.is_retest, t.capacity
-                FROM screening_result_stage s LEFT JOIN {{tubes}} t ON {{on}}
-                WHERE t.id IS NULL OR NOT ({_FAST} OR {_UNCHANGED})
-                ORDER BY s.line""",
+    # One pass over the batch: each line finds its tube once (``f``); the first negatives are written (``u``,
+    # ``i``) and every other line comes back, with its tube and whether it is unchanged.
     "write": f"""WITH f AS MATERIALIZED (
-                   SELECT t.id, s.result, s.ct1, s.ct2, COALESCE(s.tested, %(now)s) AS tested
-                   FROM screening_result_stage s JOIN {{tubes}} t ON {{on}} WHERE {_FAST}
+                   SELECT s.line, s.result AS new_result, s.ct1, s.ct2, COALESCE(s.tested, %(now)s) AS tested,
+                          t.id, t.result, t.ct_orf1ab, t.ct_n, t.region_id, t.is_retest, t.capacity,
+                          COALESCE({_FAST}, false) AS fast, COALESCE({_UNCHANGED}, false) AS same
+                   FROM screening_result_stage s LEFT JOIN {{tubes}} t ON {{on}}
                  ), u AS (
-                   UPDATE screening_tube t SET result = f.result, ct_orf1ab = f.ct1, ct_n = f.ct2,
+                   UPDATE screening_tube t SET result = f.new_result, ct_orf1ab = f.ct1, ct_n = f.ct2,
                      resulted_at = f.tested, lab_id = COALESCE(t.lab_id, %(lab)s),
                      received_at = COALESCE(t.received_at, f.tested), sealed_at = COALESCE(t.sealed_at, f.tested)
-                   FROM f WHERE t.id = f.id
+                   FROM f WHERE f.fast AND t.id = f.id
+                 ), i AS (
+                   INSERT INTO screening_tuberesult (tube_id, version, result, ct_orf1ab, ct_n, tested_at, lab_id,
+                                                     by_id, at, import_run, is_correction)
+                   SELECT f.id, 1, f.new_result, f.ct1, f.ct2, f.tested, %(lab)s, %(by)s, %(now)s, %(run)s, false
+                   FROM f WHERE f.fast
                  )
-                 INSERT INTO screening_tuberesult (tube_id, version, result, ct_orf1ab, ct_n, tested_at, lab_id, by_id,
-                                                   at, import_run, is_correction)
-                 SELECT f.id, 1, f.result, f.ct1, f.ct2, f.tested, %(lab)s, %(by)s, %(now)s, %(run)s, false FROM f""",
+                 SELECT f.same, f.line, f.id, f.result, f.ct_orf1ab, f.ct_n, f.region_id, f.is_retest, f.capacity
+                 FROM f WHERE NOT f.fast ORDER BY f.line""",
 }
 
 
@@ -282,18 +297,19 @@ def _stage(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, no
         cur.execute("SELECT reltuples FROM pg_class WHERE oid = 'screening_tube'::regclass")
         probe = cur.fetchone()[0] > _PROBE_FROM * len(batch)
         join = _PROBE_JOIN if probe else _HASH_JOIN
-        cur.execute(_STAGE_SQL["rest"].format(**join), params)
-        by_line = {b[0]: b for b in batch}
-        rest = [(*by_line[r[0]], None if r[1] is None else r[1:]) for r in cur.fetchall()]
         if probe:
-            cur.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            # Compiling the statement (JIT) costs more than the few microseconds a row it could save.
+            cur.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off")
         cur.execute(_STAGE_SQL["write"].format(**join), params)  # a failure rolls the settings back with it
-        written = cur.rowcount
+        back = cur.fetchall()
         if probe:  # the rest of the batch's transaction (the cascade) plans as usual
-            cur.execute("RESET enable_hashjoin; RESET enable_mergejoin")
+            cur.execute("RESET enable_hashjoin; RESET enable_mergejoin; RESET jit")
         cur.execute("DROP TABLE screening_result_stage")
+        by_line = {b[0]: b for b in batch}
+        rest = [(*by_line[r[1]], None if r[2] is None else r[2:]) for r in back if not r[0]]
+        unchanged = len(back) - len(rest)
     # Every staged row is exactly one of: written here, unchanged, or handed back.
-    return written, len(batch) - written - len(rest), rest
+    return len(batch) - len(back), unchanged, rest
 
 
 def _fast_negatives(rows: list[tuple], lab: Lab, user: Any, run_id: int, now: datetime) -> None:
