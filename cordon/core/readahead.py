@@ -62,6 +62,7 @@ def read_ahead(producer: Iterable[T], *, depth: int = 2, name: str = "cordon-imp
             for item in items:
                 if not offer(item):
                     return
+                del item  # the consumer's now: not kept alive while the next one is produced
             offer(_END)
         except BaseException as exc:  # handed to the caller's thread, raised there in order
             offer(_Failed(exc))
