@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -43,6 +44,19 @@ def test_an_exception_object_is_an_ordinary_item():
         assert list(items) == [err, 1]
 
 
+def _blocked_offering(thread_name: str) -> bool:
+    """Whether the named thread is waiting to put an item into a full queue."""
+    for t in threading.enumerate():
+        if t.name == thread_name:
+            frame = sys._current_frames().get(t.ident)
+            names = set()
+            while frame is not None:
+                names.add(frame.f_code.co_name)
+                frame = frame.f_back
+            return {"offer", "put", "wait"} <= names
+    return False
+
+
 def test_the_producer_stays_at_most_depth_items_ahead():
     produced = []
 
@@ -51,12 +65,16 @@ def test_the_producer_stays_at_most_depth_items_ahead():
             produced.append(i)
             yield i
 
-    with read_ahead(produce(), depth=2) as items:
+    with read_ahead(produce(), depth=2, name="bounded-reader") as items:
         first = next(items)
-        # Give the reader time to fill the queue; it can hold two items and be blocked offering a third.
-        time.sleep(0.5)
+        # Wait for the condition, not a time: the reader has produced the item after the two in the queue and is
+        # blocked offering it (an unbounded reader would run on to the end).
+        deadline = time.monotonic() + 10
+        while not (len(produced) >= 4 and _blocked_offering("bounded-reader")) and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert _blocked_offering("bounded-reader")
         assert first == 0
-        assert len(produced) <= 1 + 2 + 1
+        assert len(produced) == 1 + 2 + 1
         rest = list(items)
     assert rest == list(range(1, 100))
 
