@@ -305,11 +305,11 @@ def _stage(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, no
         if probe:  # the rest of the batch's transaction (the cascade) plans as usual
             cur.execute("RESET enable_hashjoin; RESET enable_mergejoin; RESET jit")
         cur.execute("DROP TABLE screening_result_stage")
-        by_line = {b[0]: b for b in batch}
-        rest = [(*by_line[r[1]], None if r[2] is None else r[2:]) for r in back if not r[0]]
-        unchanged = len(back) - len(rest)
-    # Every staged row is exactly one of: written here, unchanged, or handed back.
-    return len(batch) - len(back), unchanged, rest
+    handed = [r for r in back if not r[0]]  # the lines that need more than a first negative (few)
+    by_line = {b[0]: b for b in batch} if handed else {}
+    rest = [(*by_line[r[1]], None if r[2] is None else r[2:]) for r in handed]
+    # Every staged row is exactly one of: written here, unchanged (the rest of ``back``), or handed back.
+    return len(batch) - len(back), len(back) - len(rest), rest
 
 
 def _fast_negatives(rows: list[tuple], lab: Lab, user: Any, run_id: int, now: datetime) -> None:
