@@ -110,6 +110,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("CORDON_TEST_SQLITE")
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get("CORDON_PG_PREPARE", "1") != "0":
+    # The statements that run thousands of times a second (a sampling terminal's batch, the audit chain's append)
+    # ask psycopg for a server-side prepared statement, which saves parsing and planning them on every call.
+    # Django leaves psycopg's threshold unset, and unset disables preparing altogether, asked for or not. A
+    # threshold no statement reaches by repetition turns it on for those that ask only; Django's own queries bind
+    # on the client and are never prepared. CORDON_PG_PREPARE=0 behind a pooler in transaction mode that does
+    # not carry prepared statements.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "core.User"

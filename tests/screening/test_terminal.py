@@ -267,3 +267,25 @@ def test_second_attempt_holds_the_tubes(campaign, site, terminal, scan, monkeypa
     assert out[2].reason == ingest.TUBE_FULL
     t = Tube.objects.get(barcode="L1")
     assert t.members == 10 and t.sealed_at is not None and Registration.objects.filter(tube=t).count() == 10
+
+
+def test_batch_and_audit_statements_are_prepared_once_per_connection(campaign, site, terminal, scan):
+    """A terminal's batch statement costs more to plan than to run: it and the audit append are server-side
+    prepared statements, parsed and planned once per connection, whatever Django's own queries do."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    for i in range(3):
+        assert terminal_register(terminal, [scan(f"P{i}")])[0].status == "accepted"
+    with connection.cursor() as cur:
+        cur.execute("SELECT statement FROM pg_prepared_statements WHERE from_sql = false")
+        prepared = [row[0] for row in cur.fetchall()]
+    assert sum("json_to_recordset" in text for text in prepared) == 1
+    assert sum("core_audithead" in text for text in prepared) == 1
+    # Django's own queries (client-side binding) are never prepared, however often they run.
+    for _ in range(10):
+        Tube.objects.filter(barcode="P0").count()
+    with connection.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM pg_prepared_statements")
+        assert cur.fetchone()[0] == 2
