@@ -107,3 +107,20 @@ def test_api_edits_sites_and_labs_within_jurisdiction(tester, make_user, client_
     grid = client_for(make_user("gw", role="grid_worker", region="430102"))
     assert grid.patch(f"/api/v1/screening/sites/{site.pk}", {"staff": 1},
                       content_type="application/json").status_code in (403, 404)  # fmt: skip
+
+
+def test_board_plans_sites_as_a_range_only_when_the_policy_gives_one(campaign, tester, person_factory, monkeypatch,
+                                                                    client_for):  # fmt: skip
+    import re
+
+    def sites_needed(plan):
+        monkeypatch.setattr(services, "plan", lambda population, policy=None: {
+            "population": population, "samplers": 1, **plan})  # fmt: skip
+        html = client_for(tester).get(f"/screening/campaigns/{campaign.pk}/").content.decode()
+        found = re.search(r"Sampling sites needed \(policy\)</dt><dd>([^<]*)</dd>", html) or re.search(
+            r"所需采样点数（按政策）</dt><dd>([^<]*)</dd>", html)  # fmt: skip
+        assert found, "the plan is on the board"
+        return found.group(1)
+
+    assert sites_needed({"sites_min": 1, "sites_max": 1}) == "1"
+    assert sites_needed({"sites_min": 3334, "sites_max": 5000}).replace(",", "") == "3334–5000"
