@@ -257,7 +257,8 @@ _STAGE_SQL = {
     "create": """CREATE TEMP TABLE screening_result_stage (line integer, barcode text, result text,
                  ct1 double precision, ct2 double precision, tested timestamptz) ON COMMIT DROP""",
     # One pass over the batch: each line finds its tube once (``f``); the first negatives are written (``u``,
-    # ``i``) and every other line comes back, with its tube and whether it is unchanged.
+    # ``i``), the lines that need more come back with their tube, and the unchanged ones only as a count (the
+    # first row, line -1): a lab file sent twice is a million of them.
     "write": f"""WITH f AS MATERIALIZED (
                    SELECT s.line, s.result AS new_result, s.ct1, s.ct2, COALESCE(s.tested, %(now)s) AS tested,
                           t.id, t.result, t.ct_orf1ab, t.ct_n, t.region_id, t.is_retest, t.capacity,
@@ -274,8 +275,10 @@ _STAGE_SQL = {
                    SELECT f.id, 1, f.new_result, f.ct1, f.ct2, f.tested, %(lab)s, %(by)s, %(now)s, %(run)s, false
                    FROM f WHERE f.fast
                  )
-                 SELECT f.same, f.line, f.id, f.result, f.ct_orf1ab, f.ct_n, f.region_id, f.is_retest, f.capacity
-                 FROM f WHERE NOT f.fast ORDER BY f.line""",
+                 SELECT f.line, f.id, f.result, f.ct_orf1ab, f.ct_n, f.region_id, f.is_retest, f.capacity
+                 FROM f WHERE NOT f.fast AND NOT f.same
+                 UNION ALL SELECT -1, COUNT(*) FILTER (WHERE f.same), NULL, NULL, NULL, NULL, NULL, NULL FROM f
+                 ORDER BY 1""",
 }
 
 
@@ -305,11 +308,11 @@ def _stage(batch: list, lab: Lab, user: Any, prefix: str | None, run_id: int, no
         if probe:  # the rest of the batch's transaction (the cascade) plans as usual
             cur.execute("RESET enable_hashjoin; RESET enable_mergejoin; RESET jit")
         cur.execute("DROP TABLE screening_result_stage")
-    handed = [r for r in back if not r[0]]  # the lines that need more than a first negative (few)
+    unchanged, handed = back[0][1], back[1:]  # the count row, then the lines that need more (few)
     by_line = {b[0]: b for b in batch} if handed else {}
-    rest = [(*by_line[r[1]], None if r[2] is None else r[2:]) for r in handed]
-    # Every staged row is exactly one of: written here, unchanged (the rest of ``back``), or handed back.
-    return len(batch) - len(back), len(back) - len(rest), rest
+    rest = [(*by_line[r[0]], None if r[1] is None else r[1:]) for r in handed]
+    # Every staged row is exactly one of: written here, unchanged, or handed back.
+    return len(batch) - unchanged - len(rest), unchanged, rest
 
 
 def _fast_negatives(rows: list[tuple], lab: Lab, user: Any, run_id: int, now: datetime) -> None:
