@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from cityround import swab_queue
 from pgscratch import drop_db, recreate_db
 
 # Cumulative: each stage is a fresh table with the indexes of every stage before it and its own.
@@ -60,21 +61,13 @@ def log(msg: str) -> None:
 
 
 def swabs(people: int, pool: int) -> Iterator[tuple]:
-    """(raw row, resolved row) per swab, in the queue order of ``bench/screening.py``: a site per 2,500
-    people, each site's people in turn, ten to a tube, over a 20-hour day."""
-    sites = max(1, people // 2500)
+    """(raw row, resolved row) per swab, in the queue order of ``bench/screening.py`` (``cityround``)."""
     start = datetime(2026, 11, 29, tzinfo=UTC)
     made = start + timedelta(hours=20)
-    counters = [0] * sites
     tubes: dict[str, int] = {}
-    order = sorted(range(people), key=lambda i: i % sites)
-    for i in order:
-        s = i % sites
-        k = counters[s]
-        counters[s] += 1
-        barcode = f"S{s:05d}-{k // pool:06d}"
+    for i, s, barcode, offset in swab_queue(people, pool):
         tube_id = tubes.setdefault(barcode, len(tubes) + 1)
-        at = start + timedelta(seconds=(k * 72_000) // max(1, people // sites + 1))
+        at = start + timedelta(seconds=offset)
         doc = f"430102{19400101 + i % 29_000:08d}{i // 29_000 % 1000:03d}X"
         grid = f"430102{1 + s % 10:03d}{1 + s // 10 % 10:03d}{1 + s // 100 % 10:03d}"
         phone = f"139{i:08d}"

@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from cityround import site_count, swab_queue
 from pgscratch import drop_db, recreate_db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +162,7 @@ def build(args: argparse.Namespace, work: Path) -> dict:
     campaign = services.create_campaign(admin, name="全员核酸第1轮", start=True, starts_at=start,
                                         areas=[{"region_code": "430102", "area_kind": "medium",
                                                 "pool_size": args.pool}])  # fmt: skip
-    n_sites = max(1, n // 2500)
+    n_sites = site_count(n)
     for s in range(n_sites):
         services.create_site(admin, code=f"S{s:05d}", name=f"采样点{s}", region_code=grids[s % len(grids)])
     lab = services.create_lab(admin, code="LAB", name="检测基地", region_code="430100", daily_capacity=n)
@@ -171,20 +172,13 @@ def build(args: argparse.Namespace, work: Path) -> dict:
     res_path = work / "results.csv"
     positives = set(rng.sample(range(n), max(1, round(n * args.prevalence))))
     tube_positive: dict[str, bool] = {}
-    counters = [0] * n_sites
     with reg_path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["scan_id", "tube_barcode", "document_type", "document_number", "name", "phone", "collected_at",
                     "site"])  # fmt: skip
-        order = list(range(n))
-        order.sort(key=lambda i: i % n_sites)
-        for i in order:
-            s = i % n_sites
-            k = counters[s]
-            counters[s] += 1
-            tube = f"S{s:05d}-{k // args.pool:06d}"
+        for i, s, tube, offset in swab_queue(n, args.pool):
             tube_positive[tube] = tube_positive.get(tube, False) or i in positives
-            at = start + timedelta(seconds=(k * 72_000) // max(1, n // n_sites + 1))
+            at = start + timedelta(seconds=offset)
             doc, name, _grid = people[i]
             w.writerow([f"scan-{i}", tube, "resident_id", doc, name, f"139{i:08d}",
                         at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00"), f"S{s:05d}"])  # fmt: skip
