@@ -317,7 +317,7 @@ def _cleaned_chunks(
                 items, add = chunk.items, chunk.items.append
     except Exception:
         if chunk.items:
-            chunk.regions = _regions(chunk.items)
+            _hand_over(chunk, chunk_size, prepare)  # a part chunk: its regions only
             yield chunk
         raise
     if chunk.items:
